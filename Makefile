@@ -1,0 +1,31 @@
+# Two targets are the quick start: `make run` and `make test`. Both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+CONFIG ?= examples/waygps.toml
+
+.PHONY: run test venv bench clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded,test,fast]'
+	# An editable install hides twisted/plugins from Twisted's plugin scan; put the
+	# checkout on sys.path so `twistd waygps` and the built-in drivers are found.
+	echo "$(CURDIR)" > $(SITE)/waygps-checkout.pth
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: venv
+	$(BIN)/twistd --nodaemon --pidfile= waygps --config $(CONFIG)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) var build src/*.egg-info

@@ -1,0 +1,408 @@
+"""The TOML configuration, read into attrs frozen classes.
+
+Every problem is a :class:`ConfigError` whose message is one line naming the
+key: ``listener[1].port: 8081 is already used by listener[0]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from attrs import field, frozen
+
+ENV_PREFIX = "WAYGPS_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, already worded for an operator."""
+
+
+@frozen
+class Collections:
+    positions: str = "DadosVeiculo"
+    vehicles: str = "Veiculo"
+    commands: str = "Comando"
+
+
+@frozen
+class MongoConfig:
+    uri: str = ""
+    database: str = "waygps"
+    collections: Collections = Collections()
+    write_concern: str = "majority"
+    connect_timeout: float = 10.0
+
+    @property
+    def embedded(self) -> bool:
+        return not self.uri
+
+
+@frozen
+class EmbeddedConfig:
+    data_dir: str = "var/db"
+    host: str = "127.0.0.1"
+    port: int = 27018
+    command: str = "secantusd-py"
+    startup_timeout: float = 30.0
+    cache_size: str = "256M"
+
+
+@frozen
+class ListenerConfig:
+    driver: str
+    port: int
+    transport: str = "tcp"
+    host: str = "0.0.0.0"
+    name: str = ""
+    idle_timeout: float = 1800.0
+    max_connections: int = 10000
+    max_connections_per_ip: int = 0
+    identify_timeout: float = 30.0
+    accept_unknown_devices: bool = True
+    ack: bool = True
+    options: Mapping[str, Any] = field(factory=dict, converter=dict)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+@frozen
+class TokenConfig:
+    token_sha256: str
+    devices: frozenset[str] | None  # None = every device
+
+    def allows(self, imei: str) -> bool:
+        return self.devices is None or imei in self.devices
+
+
+@frozen
+class WebSocketConfig:
+    port: int = 8000
+    host: str = "0.0.0.0"
+    path: str = "/ws/gps/"
+    tokens: tuple[TokenConfig, ...] = ()
+    max_queue: int = 1000
+
+
+@frozen
+class PersistenceConfig:
+    batch_size: int = 500
+    batch_interval_ms: float = 20.0
+    queue_limit: int = 20000
+    store_timeout: float = 15.0
+    reconnect_max_delay: float = 30.0
+
+
+@frozen
+class RetentionConfig:
+    days: int = 90
+
+
+@frozen
+class CommandsConfig:
+    poll_interval: float = 2.0
+    ack_timeout: float = 60.0
+    max_attempts: int = 3
+    expiry_hours: float = 24.0
+    block_max_speed_kmh: float = 20.0
+    instance_id: str = ""
+
+
+@frozen
+class LoggingConfig:
+    format: str = "text"
+    level: str = "info"
+
+
+@frozen
+class Config:
+    mongodb: MongoConfig = MongoConfig()
+    embedded: EmbeddedConfig = EmbeddedConfig()
+    listeners: tuple[ListenerConfig, ...] = ()
+    websocket: WebSocketConfig = WebSocketConfig()
+    persistence: PersistenceConfig = PersistenceConfig()
+    retention: RetentionConfig = RetentionConfig()
+    commands: CommandsConfig = CommandsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    path: str = ""
+
+
+# --- reading ---------------------------------------------------------------
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_type(key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool):
+        raise ConfigError(f"{key}: expected {_TYPE_NAMES[kind]}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key}: expected {_TYPE_NAMES.get(kind, kind.__name__)}, got {value!r}")
+    return value
+
+
+def _table(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a table, got {value!r}")
+    return value
+
+
+def _simple(cls: type, key: str, raw: Mapping[str, Any], skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Check ``raw`` against the scalar fields of attrs class ``cls``."""
+    fields = {f.name: f for f in cls.__attrs_attrs__ if f.name not in skip}
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in skip:
+            continue
+        if name not in fields:
+            raise ConfigError(f"{key}.{name}: unknown key")
+        kind = type(fields[name].default)
+        out[name] = _check_type(f"{key}.{name}", value, kind)
+    return out
+
+
+def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{key}: must be {'zero or more' if allow_zero else 'greater than zero'}, got {value}")
+
+
+def _port(key: str, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{key}: not a port number: {value}")
+
+
+def _mongodb(raw: Mapping[str, Any]) -> MongoConfig:
+    collections = Collections(**_simple(Collections, "mongodb.collections", _table("mongodb.collections", raw.get("collections", {}))))
+    values = _simple(MongoConfig, "mongodb", raw, skip=("collections",))
+    wc = values.get("write_concern", "majority")
+    if wc != "majority" and not wc.isdigit():
+        raise ConfigError(f"mongodb.write_concern: expected 'majority' or a number of nodes, got {wc!r}")
+    return MongoConfig(collections=collections, **values)
+
+
+def _listener(index: int, raw: Any, drivers: Mapping[str, Any] | None) -> ListenerConfig:
+    key = f"listener[{index}]"
+    raw = _table(key, raw)
+    for required in ("driver", "port"):
+        if required not in raw:
+            raise ConfigError(f"{key}.{required}: missing")
+    driver_name = _check_type(f"{key}.driver", raw["driver"], str)
+    common = {f.name for f in ListenerConfig.__attrs_attrs__} - {"options"}
+    driver_options: Mapping[str, Any] = {}
+    if drivers is not None:
+        if driver_name not in drivers:
+            known = ", ".join(sorted(drivers)) or "none"
+            raise ConfigError(f"{key}.driver: unknown driver {driver_name!r} (installed: {known})")
+        driver_options = dict(getattr(drivers[driver_name], "options", {}) or {})
+    values: dict[str, Any] = {}
+    options: dict[str, Any] = dict(driver_options)
+    fields = {f.name: f for f in ListenerConfig.__attrs_attrs__}
+    for name, value in raw.items():
+        if name in common:
+            kind = str if name == "driver" else (int if name == "port" else type(fields[name].default))
+            values[name] = _check_type(f"{key}.{name}", value, kind)
+        elif name in driver_options:
+            options[name] = _check_type(f"{key}.{name}", value, type(driver_options[name]))
+        elif drivers is None and name not in common:
+            options[name] = value
+        else:
+            raise ConfigError(f"{key}.{name}: unknown key for driver {driver_name!r}")
+    _port(f"{key}.port", values["port"])
+    transport = values.get("transport", "tcp")
+    if transport not in ("tcp", "udp"):
+        raise ConfigError(f"{key}.transport: expected 'tcp' or 'udp', got {transport!r}")
+    if drivers is not None and transport not in drivers[driver_name].transports:
+        raise ConfigError(f"{key}.transport: driver {driver_name!r} does not serve {transport}")
+    for name in ("idle_timeout", "identify_timeout"):
+        if name in values:
+            _positive(f"{key}.{name}", values[name])
+    for name in ("max_connections", "max_connections_per_ip"):
+        if name in values:
+            _positive(f"{key}.{name}", values[name], allow_zero=True)
+    values.setdefault("name", f"{driver_name}-{transport}-{values['port']}")
+    return ListenerConfig(options=options, **values)
+
+
+def _token(index: int, raw: Any) -> TokenConfig:
+    key = f"websocket.tokens[{index}]"
+    raw = _table(key, raw)
+    unknown = set(raw) - {"token", "token_sha256", "devices"}
+    if unknown:
+        raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown key")
+    if ("token" in raw) == ("token_sha256" in raw):
+        raise ConfigError(f"{key}: give exactly one of token or token_sha256")
+    if "token" in raw:
+        secret = _check_type(f"{key}.token", raw["token"], str)
+        if not secret:
+            raise ConfigError(f"{key}.token: empty")
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+    else:
+        digest = _check_type(f"{key}.token_sha256", raw["token_sha256"], str).lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ConfigError(f"{key}.token_sha256: expected 64 hex digits")
+    devices_raw = raw.get("devices", "*")
+    if devices_raw == "*":
+        devices = None
+    elif isinstance(devices_raw, list) and all(isinstance(d, str) for d in devices_raw):
+        devices = frozenset(devices_raw)
+    else:
+        raise ConfigError(f"{key}.devices: expected \"*\" or a list of IMEIs, got {devices_raw!r}")
+    return TokenConfig(token_sha256=digest, devices=devices)
+
+
+def _websocket(raw: Mapping[str, Any]) -> WebSocketConfig:
+    tokens_raw = raw.get("tokens", [])
+    if not isinstance(tokens_raw, list):
+        raise ConfigError("websocket.tokens: expected an array of tables ([[websocket.tokens]])")
+    tokens = tuple(_token(i, t) for i, t in enumerate(tokens_raw))
+    values = _simple(WebSocketConfig, "websocket", raw, skip=("tokens",))
+    if "port" in values:
+        _port("websocket.port", values["port"])
+    path = values.get("path", "/ws/gps/")
+    if not path.startswith("/"):
+        raise ConfigError(f"websocket.path: must start with '/', got {path!r}")
+    return WebSocketConfig(tokens=tokens, **values)
+
+
+def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path: str = "") -> Config:
+    """Turn a parsed TOML document into a :class:`Config`.
+
+    ``drivers`` maps driver names to driver plugins; with it, listener drivers,
+    transports and driver options are checked.
+    """
+    sections: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+        "mongodb": _mongodb,
+        "embedded": lambda r: EmbeddedConfig(**_simple(EmbeddedConfig, "embedded", r)),
+        "websocket": _websocket,
+        "persistence": lambda r: PersistenceConfig(**_simple(PersistenceConfig, "persistence", r)),
+        "retention": lambda r: RetentionConfig(**_simple(RetentionConfig, "retention", r)),
+        "commands": lambda r: CommandsConfig(**_simple(CommandsConfig, "commands", r)),
+        "logging": lambda r: LoggingConfig(**_simple(LoggingConfig, "logging", r)),
+    }
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "listener":
+            if not isinstance(value, list):
+                raise ConfigError("listener: expected an array of tables ([[listener]])")
+            values["listeners"] = tuple(_listener(i, item, drivers) for i, item in enumerate(value))
+        elif name in sections:
+            values[name] = sections[name](_table(name, value))
+        else:
+            raise ConfigError(f"{name}: unknown section")
+    config = Config(path=path, **values)
+    _check_ports(config)
+    _check_values(config)
+    return config
+
+
+def _check_ports(config: Config) -> None:
+    used: dict[tuple[str, int], str] = {}
+    for index, listener in enumerate(config.listeners):
+        slot = (listener.transport, listener.port)
+        if slot in used:
+            raise ConfigError(
+                f"listener[{index}].port: {listener.transport} port {listener.port} is already used by {used[slot]}"
+            )
+        used[slot] = f"listener[{index}]"
+    ws = ("tcp", config.websocket.port)
+    if ws in used and config.websocket.port != 0:
+        raise ConfigError(f"websocket.port: {config.websocket.port} is already used by {used[ws]}")
+    if config.mongodb.embedded and ("tcp", config.embedded.port) in used and config.embedded.port != 0:
+        raise ConfigError(f"embedded.port: {config.embedded.port} is already used by {used[('tcp', config.embedded.port)]}")
+
+
+def _check_values(config: Config) -> None:
+    p = config.persistence
+    _positive("persistence.batch_size", p.batch_size)
+    _positive("persistence.batch_interval_ms", p.batch_interval_ms, allow_zero=True)
+    _positive("persistence.queue_limit", p.queue_limit)
+    _positive("persistence.store_timeout", p.store_timeout)
+    _positive("retention.days", config.retention.days, allow_zero=True)
+    c = config.commands
+    _positive("commands.poll_interval", c.poll_interval)
+    _positive("commands.ack_timeout", c.ack_timeout)
+    _positive("commands.max_attempts", c.max_attempts)
+    _positive("commands.expiry_hours", c.expiry_hours)
+    _positive("commands.block_max_speed_kmh", c.block_max_speed_kmh, allow_zero=True)
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError(f"logging.format: expected 'text' or 'json', got {config.logging.format!r}")
+    if config.logging.level not in ("debug", "info", "warn", "error"):
+        raise ConfigError(f"logging.level: expected debug, info, warn or error, got {config.logging.level!r}")
+    _port("embedded.port", config.embedded.port)
+
+
+# --- environment -----------------------------------------------------------
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file (``#`` comments, optional quotes, optional ``export``)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return values
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "").isalnum():
+            raise ConfigError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Secrets and the store's URI from the environment win over the file.
+
+    ``WAYGPS_MONGODB_URI``, ``WAYGPS_MONGODB_DATABASE`` and
+    ``WAYGPS_WEBSOCKET_TOKEN`` (one more token that sees every device).
+    """
+    raw = dict(raw)
+    mongodb = dict(raw.get("mongodb", {}))
+    if f"{ENV_PREFIX}MONGODB_URI" in env:
+        mongodb["uri"] = env[f"{ENV_PREFIX}MONGODB_URI"]
+    if f"{ENV_PREFIX}MONGODB_DATABASE" in env:
+        mongodb["database"] = env[f"{ENV_PREFIX}MONGODB_DATABASE"]
+    if mongodb:
+        raw["mongodb"] = mongodb
+    token = env.get(f"{ENV_PREFIX}WEBSOCKET_TOKEN")
+    if token:
+        websocket = dict(raw.get("websocket", {}))
+        websocket["tokens"] = list(websocket.get("tokens", [])) + [{"token": token, "devices": "*"}]
+        raw["websocket"] = websocket
+    return raw
+
+
+def load(path: str | os.PathLike[str], drivers: Mapping[str, Any] | None = None,
+         env: Mapping[str, str] | None = None) -> Config:
+    """Read the file, the ``.env`` beside it and the environment (the environment wins)."""
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, not a configuration file") from None
+    except OSError as e:
+        raise ConfigError(f"{file}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: not valid TOML: {e}") from None
+    merged = dict(read_dotenv(file.parent / ".env"))
+    merged.update(os.environ if env is None else env)
+    raw = apply_environment(raw, merged)
+    return build(raw, drivers, path=str(file))

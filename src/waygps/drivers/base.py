@@ -1,0 +1,517 @@
+"""The thin Twisted adapter every built-in driver uses, and any plugin may.
+
+A driver is a sans-IO codec (``IStreamCodec`` / ``IDatagramCodec``) plus a
+:class:`CodecDriver` that names it. This module moves bytes between sockets
+and codecs and carries out the codec's actions (``waygps.actions``):
+
+* ``Store`` -> ``sink.deliver(events)``; its ``ack`` is written only when that
+  Deferred fires, acknowledgements of one connection in the order of their
+  reports; on failure ``nack`` (usually nothing) is written.
+* ``Identified`` -> the allow-list (``sessions.authorize``) decides; then the
+  session registry binds the device to this connection.
+* ``Rejected`` -> a log line and ``waygps_frames_rejected{reason}``.
+* ``Close`` -> the connection is closed.
+
+Time comes from the reactor (``seconds()``) and is handed to the codec as
+``now``, so tests drive it with ``MemoryReactorClock`` / ``task.Clock``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from attrs import frozen
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import DatagramProtocol, Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.plugin import IPlugin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from waygps import metrics
+from waygps.actions import Action, Close, Identified, Rejected, Send, Store
+from waygps.commands.model import Command
+from waygps.config import ListenerConfig
+from waygps.events import Alarm, CommandAck, Heartbeat, Position
+from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, ISessionRegistry
+
+log = Logger(namespace="waygps.device")
+
+
+def utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def escaped(data: bytes, limit: int = 64) -> str:
+    """A log-safe excerpt: printable ASCII kept, the rest as ``\\xNN``."""
+    text = data[:limit].decode("ascii", "backslashreplace")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text + ("..." if len(data) > limit else "")
+
+
+@frozen
+class DriverContext:
+    """What a listener's driver is given."""
+
+    listener: ListenerConfig
+    sink: IEventSink
+    sessions: ISessionRegistry
+    reactor: Any
+
+
+class _AckQueue:
+    """Acknowledgements written in report order, each once its store settled."""
+
+    def __init__(self, write: Callable[[bytes], None], driver: str) -> None:
+        self._write = write
+        self._driver = driver
+        self._entries: deque[list[Any]] = deque()
+
+    def add(self, store: Store, stored: Deferred) -> None:
+        entry: list[Any] = [store, None]
+        self._entries.append(entry)
+
+        def settle(ok: bool) -> None:
+            entry[1] = ok
+            self._flush()
+
+        stored.addCallbacks(lambda _: settle(True), lambda f: settle(False))
+
+    def _flush(self) -> None:
+        while self._entries and self._entries[0][1] is not None:
+            store, ok = self._entries.popleft()
+            if ok:
+                if store.ack:
+                    self._write(store.ack)
+                    metrics.ACKS_SENT.labels(self._driver).inc()
+            else:
+                metrics.ACKS_WITHHELD.labels(self._driver).inc()
+                if store.nack:
+                    self._write(store.nack)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _count_events(driver: str, store: Store) -> None:
+    metrics.FRAMES_DECODED.labels(driver).inc()
+    metrics.FRAMES_RECEIVED.labels(driver).inc()
+
+
+@implementer(IDeviceConnection)
+class DeviceProtocol(Protocol):
+    """One TCP connection to one device, driven by a stream codec."""
+
+    def __init__(self, factory: "DeviceFactory", codec: Any) -> None:
+        self.factory = factory
+        self.codec = codec
+        self.context = factory.context
+        self.protocol = factory.driver.name
+        self.listener = self.context.listener.name
+        self.transport_name = "tcp"
+        self.imei: str | None = None
+        self.peer = "?"
+        self._timer: Any = None
+        self._acks: _AckQueue | None = None
+        self._backlog: deque[Action] = deque()
+        self._gate: Deferred | None = None
+        self._closing = False
+        self._close_reason = "closed by device"
+
+    # --- Twisted ---------------------------------------------------------
+    def connectionMade(self) -> None:
+        address = self.transport.getPeer()
+        self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+        self._acks = _AckQueue(self._write, self.protocol)
+        self.context.sink.watch(self.transport)
+        metrics.CONNECTIONS_OPEN.labels(self.listener).inc()
+        self._arm(self.context.listener.identify_timeout, "not identified in time")
+        log.debug("{driver} {peer}: connected to {listener}", driver=self.protocol, peer=self.peer,
+                  listener=self.listener)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        now = utc(self.context.reactor.seconds())
+        if self.imei is not None:
+            self._arm(self.context.listener.idle_timeout, "idle")
+            self.context.sessions.activity(self, now)
+        try:
+            actions = self.codec.receive(data, now)
+        except Exception:
+            # A codec bug must cost this connection, never the server.
+            log.failure("{driver} {peer}: codec raised; closing", driver=self.protocol, peer=self.peer)
+            metrics.FRAMES_REJECTED.labels(self.protocol, "codec_error").inc()
+            self._lose("codec error")
+            return
+        self._backlog.extend(actions)
+        self._run()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._closing = True
+        self._cancel_timer()
+        self.context.sink.unwatch(self.transport)
+        metrics.CONNECTIONS_OPEN.labels(self.listener).dec()
+        metrics.CONNECTIONS_CLOSED.labels(self.listener, self._close_reason).inc()
+        self.factory.forget(self)
+        if self.imei is not None:
+            self.context.sessions.detach(self, self._close_reason)
+        log.info("{driver} {imei} {peer}: disconnected ({why})", driver=self.protocol, imei=self.imei,
+                 peer=self.peer, why=self._close_reason)
+
+    # --- IDeviceConnection -----------------------------------------------
+    def send_command(self, command: Command) -> bytes:
+        data = self.codec.encode_command(command, utc(self.context.reactor.seconds()))
+        self._write(data)
+        log.info("{driver} {imei} {peer}: command {type} {id} written", driver=self.protocol,
+                 imei=self.imei, peer=self.peer, type=command.type, id=command.id)
+        return data
+
+    def close(self, reason: str) -> None:
+        log.info("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
+                 peer=self.peer, why=reason)
+        self._lose(reason)
+
+    # --- actions -----------------------------------------------------------
+    def _run(self) -> None:
+        while self._backlog and self._gate is None and not self._closing:
+            self._apply(self._backlog.popleft())
+
+    def _apply(self, action: Action) -> None:
+        if isinstance(action, Send):
+            self._write(action.data)
+        elif isinstance(action, Store):
+            if self.imei is None:
+                metrics.FRAMES_REJECTED.labels(self.protocol, "unidentified").inc()
+                log.warn("{driver} {peer}: report before identification dropped", driver=self.protocol,
+                         peer=self.peer)
+                return
+            _count_events(self.protocol, action)
+            assert self._acks is not None
+            self._acks.add(action, maybeDeferred(self.context.sink.deliver, action.events))
+        elif isinstance(action, Identified):
+            self._identify(action)
+        elif isinstance(action, Rejected):
+            metrics.FRAMES_REJECTED.labels(self.protocol, action.reason).inc()
+            metrics.FRAMES_RECEIVED.labels(self.protocol).inc()
+            log.warn("{driver} {imei} {peer}: rejected ({reason}): {excerpt}", driver=self.protocol,
+                     imei=self.imei, peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
+            if action.reply:
+                self._write(action.reply)
+        elif isinstance(action, Close):
+            log.warn("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
+                     peer=self.peer, why=action.reason)
+            self._lose(action.reason)
+
+    def _identify(self, action: Identified) -> None:
+        if self.imei == action.imei:
+            return
+        if self.imei is not None:
+            metrics.FRAMES_REJECTED.labels(self.protocol, "imei_changed").inc()
+            log.warn("{driver} {imei} {peer}: frame from another device {other} ignored",
+                     driver=self.protocol, imei=self.imei, peer=self.peer, other=action.imei)
+            return
+        gate = maybeDeferred(self.context.sessions.authorize, action.imei, self.context.listener)
+        self._gate = gate
+
+        def decided(allowed: bool) -> None:
+            self._gate = None
+            if self._closing:
+                return
+            if not allowed:
+                metrics.CONNECTIONS_REFUSED.labels(self.listener, "unknown_device").inc()
+                log.warn("{driver} {imei} {peer}: device not registered; refused", driver=self.protocol,
+                         imei=action.imei, peer=self.peer)
+                if action.reject:
+                    self._write(action.reject)
+                self._backlog.clear()
+                self._lose("unknown device")
+                return
+            self.imei = action.imei
+            if action.accept:
+                self._write(action.accept)
+            self._arm(self.context.listener.idle_timeout, "idle")
+            self.context.sessions.attach(self)
+            log.info("{driver} {imei} {peer}: identified on {listener}", driver=self.protocol,
+                     imei=self.imei, peer=self.peer, listener=self.listener)
+            self._run()
+
+        def failed(failure: Failure) -> None:
+            log.failure("{driver} {imei} {peer}: allow-list check failed; closing", failure,
+                        driver=self.protocol, imei=action.imei, peer=self.peer)
+            self._gate = None
+            self._lose("allow-list unavailable")
+
+        gate.addCallbacks(decided, failed)
+
+    # --- plumbing ----------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if not self._closing and self.transport is not None:
+            self.transport.write(data)
+
+    def _lose(self, reason: str) -> None:
+        if self._closing:
+            return
+        self._close_reason = reason
+        self._closing = True
+        self._cancel_timer()
+        self.transport.loseConnection()
+
+    def _arm(self, seconds: float, reason: str) -> None:
+        self._cancel_timer()
+        self._timer = self.context.reactor.callLater(seconds, self._expired, reason)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _expired(self, reason: str) -> None:
+        self._timer = None
+        log.info("{driver} {imei} {peer}: {why}; closing", driver=self.protocol, imei=self.imei,
+                 peer=self.peer, why=reason)
+        self._lose(reason)
+
+
+class DeviceFactory(ServerFactory):
+    """Builds a :class:`DeviceProtocol` per connection, within the listener's limits."""
+
+    noisy = False
+
+    def __init__(self, driver: "CodecDriver", context: DriverContext) -> None:
+        self.driver = driver
+        self.context = context
+        self.connections: set[DeviceProtocol] = set()
+        self._per_ip: dict[str, int] = {}
+
+    def buildProtocol(self, addr: Any) -> DeviceProtocol | None:
+        listener = self.context.listener
+        host = getattr(addr, "host", "?")
+        if listener.max_connections and len(self.connections) >= listener.max_connections:
+            return self._refuse(host, "max_connections")
+        if listener.max_connections_per_ip and self._per_ip.get(host, 0) >= listener.max_connections_per_ip:
+            return self._refuse(host, "max_connections_per_ip")
+        protocol = DeviceProtocol(self, self.driver.stream_codec(listener))
+        self.connections.add(protocol)
+        self._per_ip[host] = self._per_ip.get(host, 0) + 1
+        protocol._host = host  # type: ignore[attr-defined]
+        return protocol
+
+    def forget(self, protocol: DeviceProtocol) -> None:
+        if protocol in self.connections:
+            self.connections.discard(protocol)
+            host = getattr(protocol, "_host", "?")
+            left = self._per_ip.get(host, 1) - 1
+            if left > 0:
+                self._per_ip[host] = left
+            else:
+                self._per_ip.pop(host, None)
+
+    def _refuse(self, host: str, reason: str) -> None:
+        metrics.CONNECTIONS_REFUSED.labels(self.context.listener.name, reason).inc()
+        log.warn("{driver} {peer}: connection refused on {listener}: {why}", driver=self.driver.name,
+                 peer=host, listener=self.context.listener.name, why=reason)
+        return None
+
+
+@implementer(IDeviceConnection)
+class UdpPeer:
+    """A UDP device as a session: commands go to the address of its last datagram."""
+
+    transport_name = "udp"
+
+    def __init__(self, protocol: "DeviceDatagramProtocol", imei: str, address: tuple[str, int]) -> None:
+        self._protocol = protocol
+        self.imei = imei
+        self.address = address
+        self.protocol = protocol.driver.name
+        self.listener = protocol.context.listener.name
+        self.timer: Any = None
+
+    @property
+    def peer(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
+    def send_command(self, command: Command) -> bytes:
+        data = self._protocol.codec.encode_command(command, utc(self._protocol.context.reactor.seconds()))
+        self._protocol.transport.write(data, self.address)
+        return data
+
+    def close(self, reason: str) -> None:
+        self._protocol.expire(self.imei, reason)
+
+
+class DeviceDatagramProtocol(DatagramProtocol):
+    """A UDP listener: one datagram in, its actions out, replies to its sender."""
+
+    noisy = False
+
+    def __init__(self, driver: "CodecDriver", context: DriverContext) -> None:
+        self.driver = driver
+        self.context = context
+        self.codec = driver.datagram_codec(context.listener)
+        self.peers: dict[str, UdpPeer] = {}
+
+    def datagramReceived(self, data: bytes, address: tuple[str, int]) -> None:
+        now = utc(self.context.reactor.seconds())
+        try:
+            actions = list(self.codec.receive_datagram(data, now))
+        except Exception:
+            log.failure("{driver} {peer}: codec raised on a datagram", driver=self.driver.name,
+                        peer=f"{address[0]}:{address[1]}")
+            metrics.FRAMES_REJECTED.labels(self.driver.name, "codec_error").inc()
+            return
+        self._carry_out(deque(actions), address, None, now)
+
+    def _carry_out(self, actions: deque[Action], address: tuple[str, int], peer: UdpPeer | None,
+                   now: datetime) -> None:
+        name = self.driver.name
+        where = f"{address[0]}:{address[1]}"
+        while actions:
+            action = actions.popleft()
+            if isinstance(action, Send):
+                self.transport.write(action.data, address)
+            elif isinstance(action, Rejected):
+                metrics.FRAMES_REJECTED.labels(name, action.reason).inc()
+                metrics.FRAMES_RECEIVED.labels(name).inc()
+                log.warn("{driver} {peer}: datagram rejected ({reason}): {excerpt}", driver=name, peer=where,
+                         reason=action.reason, excerpt=escaped(action.excerpt))
+                if action.reply:
+                    self.transport.write(action.reply, address)
+            elif isinstance(action, Close):
+                log.warn("{driver} {peer}: datagram dropped: {why}", driver=name, peer=where, why=action.reason)
+                return
+            elif isinstance(action, Identified):
+                d = maybeDeferred(self.context.sessions.authorize, action.imei, self.context.listener)
+
+                def decided(allowed: bool, action: Identified = action) -> None:
+                    if not allowed:
+                        metrics.CONNECTIONS_REFUSED.labels(self.context.listener.name, "unknown_device").inc()
+                        log.warn("{driver} {imei} {peer}: device not registered; datagram dropped",
+                                 driver=name, imei=action.imei, peer=where)
+                        if action.reject:
+                            self.transport.write(action.reject, address)
+                        return
+                    if action.accept:
+                        self.transport.write(action.accept, address)
+                    self._carry_out(actions, address, self._touch(action.imei, address, now), now)
+
+                d.addCallbacks(decided, lambda f: log.failure("{driver} {peer}: allow-list check failed", f,
+                                                              driver=name, peer=where))
+                return
+            elif isinstance(action, Store):
+                if peer is None:
+                    metrics.FRAMES_REJECTED.labels(name, "unidentified").inc()
+                    continue
+                _count_events(name, action)
+                stored = maybeDeferred(self.context.sink.deliver, action.events)
+                stored.addCallbacks(self._acked, self._withheld, callbackArgs=(action, address),
+                                    errbackArgs=(action, address))
+
+    def _acked(self, _: Any, store: Store, address: tuple[str, int]) -> None:
+        if store.ack:
+            self.transport.write(store.ack, address)
+            metrics.ACKS_SENT.labels(self.driver.name).inc()
+
+    def _withheld(self, failure: Failure, store: Store, address: tuple[str, int]) -> None:
+        metrics.ACKS_WITHHELD.labels(self.driver.name).inc()
+        if store.nack:
+            self.transport.write(store.nack, address)
+
+    def _touch(self, imei: str, address: tuple[str, int], now: datetime) -> UdpPeer:
+        peer = self.peers.get(imei)
+        if peer is None:
+            peer = UdpPeer(self, imei, address)
+            self.peers[imei] = peer
+            self.context.sessions.attach(peer)
+        else:
+            peer.address = address
+        if peer.timer is not None and peer.timer.active():
+            peer.timer.reset(self.context.listener.idle_timeout)
+        else:
+            peer.timer = self.context.reactor.callLater(self.context.listener.idle_timeout, self.expire, imei, "idle")
+        self.context.sessions.activity(peer, now)
+        return peer
+
+    def expire(self, imei: str, reason: str) -> None:
+        peer = self.peers.pop(imei, None)
+        if peer is None:
+            return
+        if peer.timer is not None and peer.timer.active():
+            peer.timer.cancel()
+        self.context.sessions.detach(peer, reason)
+
+    def stopProtocol(self) -> None:
+        for imei in list(self.peers):
+            self.expire(imei, "listener stopped")
+
+
+@implementer(IPlugin, IDriver)
+class CodecDriver:
+    """An ``IDriver`` made of codec factories: what a plugin module instantiates.
+
+    ``stream_codec(listener)`` and ``datagram_codec(listener)`` build sans-IO
+    codecs from the listener's configuration; ``options`` are the driver's own
+    listener keys with their defaults.
+    """
+
+    def __init__(self, name: str, description: str, *,
+                 stream_codec: Callable[[ListenerConfig], Any] | None = None,
+                 datagram_codec: Callable[[ListenerConfig], Any] | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.description = description
+        self._stream = stream_codec
+        self._datagram = datagram_codec
+        self.options = dict(options or {})
+        self.transports = frozenset(
+            t for t, f in (("tcp", stream_codec), ("udp", datagram_codec)) if f is not None
+        )
+
+    def default_listener(self, transport: str = "tcp") -> ListenerConfig:
+        return ListenerConfig(driver=self.name, port=0, transport=transport, options=self.options)
+
+    def stream_codec(self, listener: ListenerConfig) -> Any:
+        assert self._stream is not None
+        return self._stream(listener)
+
+    def datagram_codec(self, listener: ListenerConfig) -> Any:
+        assert self._datagram is not None
+        return self._datagram(listener)
+
+    def tcp_factory(self, context: DriverContext) -> DeviceFactory:
+        return DeviceFactory(self, context)
+
+    def udp_protocol(self, context: DriverContext) -> DeviceDatagramProtocol:
+        return DeviceDatagramProtocol(self, context)
+
+    def decode(self, data: bytes, now: datetime, transport: str = "tcp") -> list[Any]:
+        """Events and ``Rejected`` actions for captured bytes, in order (for `waygps decode`)."""
+        listener = self.default_listener(transport)
+        if transport == "udp":
+            actions: Iterable[Action] = self.datagram_codec(listener).receive_datagram(data, now)
+        else:
+            actions = self.stream_codec(listener).receive(data, now)
+        out: list[Any] = []
+        for action in actions:
+            if isinstance(action, Store):
+                out.extend(action.events)
+            elif isinstance(action, (Rejected, Close)):
+                out.append(action)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<driver {self.name}>"
+
+
+def accept_all(imei: str, listener: ListenerConfig) -> Deferred:
+    return succeed(True)
+
+
+__all__ = [
+    "Alarm", "CodecDriver", "CommandAck", "DeviceDatagramProtocol", "DeviceFactory", "DeviceProtocol",
+    "DriverContext", "Heartbeat", "Position", "UdpPeer", "accept_all", "escaped", "utc",
+]

@@ -1,0 +1,132 @@
+"""Every interface of WayGPS, in one place.
+
+Services never import drivers and drivers know services only through these
+interfaces. A third-party driver implements :class:`IDriver` (and usually a
+sans-IO codec shaped like :class:`IStreamCodec`) and ships it as a module in
+``twisted/plugins/``; see ``docs/writing-a-driver.md``.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class IEventSink(Interface):
+    """Where drivers hand their events: the persistence service."""
+
+    def deliver(events):
+        """Store a sequence of device events.
+
+        Returns a Deferred that fires (with ``None``) once every event is
+        durably stored, or fails if they could not be. A driver acknowledges
+        its device only when this Deferred has fired.
+        """
+
+    def watch(producer):
+        """Register an ``IPushProducer`` (a device transport) for back-pressure.
+
+        While the sink's queue is over its bound it calls ``pauseProducing``
+        on every watched producer, and ``resumeProducing`` when it drains.
+        """
+
+    def unwatch(producer):
+        """Forget a producer registered with :meth:`watch`."""
+
+
+class IEventPublisher(Interface):
+    """In-process publication of what happened (stored positions, sessions, commands)."""
+
+    def publish(event):
+        """Hand ``event`` to every subscriber; a failing subscriber is logged, never raised."""
+
+    def subscribe(callback):
+        """Call ``callback(event)`` for every published event; returns an unsubscribe callable."""
+
+
+class IDeviceConnection(Interface):
+    """One live channel to one identified device (a TCP connection, or a UDP peer)."""
+
+    imei = Attribute("The device's identity (str).")
+    protocol = Attribute("The driver name (str).")
+    peer = Attribute("'host:port' of the device (str).")
+    listener = Attribute("The name of the listener that holds the connection (str).")
+    transport_name = Attribute("'tcp' or 'udp'.")
+
+    def send_command(command):
+        """Encode ``command`` (a ``waygps.commands.model.Command``) and write it.
+
+        Returns the bytes written. Raises ``UnsupportedCommand`` when the
+        driver cannot express it.
+        """
+
+    def close(reason):
+        """Close the channel (replaced by a newer connection, idle, refused)."""
+
+
+class ISessionRegistry(Interface):
+    """Which device is on which connection of this instance."""
+
+    def authorize(imei, listener):
+        """Deferred[bool]: may this device use this listener (the allow-list)?"""
+
+    def attach(connection):
+        """Bind ``connection.imei`` to ``connection``; an older connection of the same device is closed."""
+
+    def detach(connection, reason):
+        """The connection closed or timed out: forget it if it is still the device's current one."""
+
+    def activity(connection, now):
+        """A frame arrived on ``connection`` at ``now`` (keeps UDP devices online)."""
+
+    def get(imei):
+        """The current ``IDeviceConnection`` of ``imei`` on this instance, or ``None``."""
+
+
+class IStreamCodec(Interface):
+    """The sans-IO heart of a stream (TCP) driver: bytes in, actions out.
+
+    Implementations import nothing from Twisted. ``now`` is the receive time
+    (aware UTC ``datetime``); the codec never reads a clock.
+    """
+
+    def receive(data, now):
+        """Feed received bytes; returns a list of ``waygps.actions`` actions."""
+
+    def encode_command(command, now):
+        """Bytes that carry ``command`` to the device (raise ``UnsupportedCommand``)."""
+
+
+class IDatagramCodec(Interface):
+    """The sans-IO heart of a datagram (UDP) driver: one datagram in, actions out."""
+
+    def receive_datagram(data, now):
+        """Decode one datagram; returns a list of actions (replies go to its sender)."""
+
+    def encode_command(command, now):
+        """Bytes that carry ``command`` to the device (raise ``UnsupportedCommand``)."""
+
+
+class IDriver(Interface):
+    """A device protocol, found by ``twisted.plugin.getPlugins(IDriver)``.
+
+    One listener of the configuration names a driver; the service calls the
+    factory methods once per listener with a ``waygps.drivers.base.DriverContext``
+    (sink, sessions, listener configuration, reactor).
+    """
+
+    name = Attribute("Short unique name used in the configuration: 'gv50', 'teltonika', ...")
+    description = Attribute("One line for `waygps drivers`.")
+    transports = Attribute("frozenset of the transports it serves: {'tcp'}, {'tcp', 'udp'}.")
+    options = Attribute(
+        "Mapping of listener option name -> default value for the driver's own listener keys; "
+        "the value's type is the type the configuration must have."
+    )
+
+    def tcp_factory(context):
+        """An ``IProtocolFactory`` for a TCP listener."""
+
+    def udp_protocol(context):
+        """A ``DatagramProtocol`` for a UDP listener."""
+
+    def decode(data, now, transport):
+        """Offline decoding for `waygps decode`: a list of events and rejections for captured bytes."""

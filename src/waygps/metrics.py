@@ -1,0 +1,40 @@
+"""Every Prometheus metric of WayGPS, defined once.
+
+Drivers and services import the metric they update from here, so that names
+and labels stay one list. Served at ``/metrics`` by the web service.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FRAMES_RECEIVED = Counter(
+    "waygps_frames_received", "Frames (or datagrams) received from devices", ["driver"]
+)
+FRAMES_DECODED = Counter("waygps_frames_decoded", "Frames decoded into events", ["driver"])
+FRAMES_REJECTED = Counter(
+    "waygps_frames_rejected", "Input thrown away: garbage, bad checksum, too long...", ["driver", "reason"]
+)
+REPORTS_STORED = Counter("waygps_reports_stored", "Position reports stored", ["driver"])
+DUPLICATES = Counter("waygps_duplicate_reports", "Re-sent reports recognised as already stored", ["driver"])
+ACKS_SENT = Counter("waygps_acks_sent", "Acknowledgements written to devices after storing", ["driver"])
+ACKS_WITHHELD = Counter(
+    "waygps_acks_withheld", "Acknowledgements not sent because storing failed", ["driver"]
+)
+CONNECTIONS_OPEN = Gauge("waygps_connections_open", "Open device connections", ["listener"])
+CONNECTIONS_REFUSED = Counter(
+    "waygps_connections_refused", "Connections or devices refused", ["listener", "reason"]
+)
+CONNECTIONS_CLOSED = Counter("waygps_connections_closed", "Device connections closed", ["listener", "reason"])
+DEVICES_ONLINE = Gauge("waygps_devices_online", "Devices with a live channel to this instance")
+STORE_QUEUE = Gauge("waygps_store_queue_depth", "Events waiting to be written")
+STORE_BATCH_SECONDS = Histogram(
+    "waygps_store_batch_seconds",
+    "Time from sending a batch to MongoDB to its acknowledgement",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STORE_FAILURES = Counter("waygps_store_failures", "Batches that could not be stored", ["reason"])
+STORE_PAUSED = Gauge("waygps_store_backpressure", "1 while device reads are paused by a full queue")
+WEBSOCKET_CLIENTS = Gauge("waygps_websocket_clients", "Connected WebSocket clients")
+COMMANDS = Counter("waygps_command_transitions", "Command status changes", ["status"])
+COMMANDS_PENDING = Gauge("waygps_commands_pending", "Commands pending for devices on this instance")
