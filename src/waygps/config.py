@@ -304,7 +304,7 @@ def _check_ports(config: Config) -> None:
     used: dict[tuple[str, int], str] = {}
     for index, listener in enumerate(config.listeners):
         slot = (listener.transport, listener.port)
-        if slot in used:
+        if listener.port != 0 and slot in used:
             raise ConfigError(
                 f"listener[{index}].port: {listener.transport} port {listener.port} is already used by {used[slot]}"
             )

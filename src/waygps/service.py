@@ -1,0 +1,234 @@
+"""The whole server as one ``MultiService``, started and stopped in order.
+
+Start: store (embedded child, waited for until it answers ``ping``) ->
+MongoDB connection and indexes -> persistence -> sessions -> commands ->
+device listeners -> web (metrics, health, WebSocket).
+Stop, in reverse: listeners stop accepting, the persistence queue is
+flushed (pending acknowledgements go out), device connections close, the
+other services stop, the embedded store stops last.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any, Mapping
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+
+from waygps.bus import EventBus
+from waygps.config import Config, ListenerConfig
+from waygps.drivers.base import DeviceFactory, DriverContext
+from waygps.store.connection import MongoStore, redact
+from waygps.store.embedded import EmbeddedStore, StoreError
+
+log = Logger(namespace="waygps.service")
+
+
+class StartupError(Exception):
+    """Startup cannot go on; the message is one line for an operator."""
+
+
+class ListenerService(Service):
+    """One configured port with its driver."""
+
+    def __init__(self, index: int, listener: ListenerConfig, driver: Any, context: DriverContext) -> None:
+        self.index = index
+        self.listener = listener
+        self.driver = driver
+        self.context = context
+        self.name = listener.name
+        self.port: Any = None
+        self.factory: DeviceFactory | None = None
+        self.datagram: Any = None
+
+    @property
+    def up(self) -> bool:
+        return self.port is not None
+
+    @property
+    def bound_port(self) -> int:
+        return self.port.getHost().port if self.port is not None else 0
+
+    def listen(self) -> None:
+        reactor = self.context.reactor
+        listener = self.listener
+        try:
+            if listener.transport == "tcp":
+                self.factory = self.driver.tcp_factory(self.context)
+                self.port = reactor.listenTCP(listener.port, self.factory, interface=listener.host)
+            else:
+                self.datagram = self.driver.udp_protocol(self.context)
+                self.port = reactor.listenUDP(listener.port, self.datagram, interface=listener.host)
+        except CannotListenError as e:
+            raise StartupError(
+                f"listener[{self.index}]: cannot listen on {listener.transport} {listener.host}:{listener.port}: "
+                f"{e.socketError}"
+            ) from None
+        log.info("listener {name}: driver {driver} on {transport} {host}:{port}", name=listener.name,
+                 driver=self.driver.name, transport=listener.transport, host=listener.host, port=self.bound_port)
+
+    def stop_listening(self) -> Deferred:
+        port, self.port = self.port, None
+        if port is None:
+            return succeed(None)
+        return maybeDeferred(port.stopListening)
+
+    def close_connections(self, reason: str) -> None:
+        if self.factory is not None:
+            for protocol in list(self.factory.connections):
+                protocol.close(reason)
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class WayGPSService(MultiService):
+    """Everything ``twistd waygps`` runs."""
+
+    def __init__(self, config: Config, drivers: Mapping[str, Any], reactor: Any = None,
+                 exit_on_failure: bool = False) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        from waygps.commands.service import CommandService
+        from waygps.persistence import PersistenceService
+        from waygps.sessions import SessionRegistry
+
+        self.config = config
+        self.reactor = reactor
+        self.exit_on_failure = exit_on_failure
+        self.instance_id = config.commands.instance_id or default_instance_id()
+        self.bus = EventBus()
+        self.embedded: EmbeddedStore | None = None
+        if config.mongodb.embedded:
+            self.embedded = EmbeddedStore(config.embedded, reactor)
+            uri = self.embedded.uri
+        else:
+            uri = config.mongodb.uri
+        self.store = MongoStore(config.mongodb, uri)
+        self.persistence = PersistenceService(self.store, config, self.bus, reactor)
+        self.sessions = SessionRegistry(self.store, self.persistence, self.bus, reactor, self.instance_id)
+        self.commands = CommandService(self.store, self.sessions, self.bus, config.commands, reactor)
+        self.listeners: list[ListenerService] = []
+        for index, listener in enumerate(config.listeners):
+            context = DriverContext(listener=listener, sink=self.persistence, sessions=self.sessions,
+                                    reactor=reactor)
+            self.listeners.append(ListenerService(index, listener, drivers[listener.driver], context))
+        from waygps.web.service import WebService
+
+        self.web = WebService(self)
+        self.started: Deferred = Deferred()
+        self._running_parts: list[Any] = []
+
+    # --- start -------------------------------------------------------------
+    def startService(self) -> None:
+        Service.startService(self)
+        d = self._start()
+        d.addCallbacks(self._started, self._failed)
+
+    @inlineCallbacks
+    def _start(self) -> Any:
+        if self.embedded is not None:
+            try:
+                self.embedded.startService()
+            except StoreError as e:
+                raise StartupError(str(e)) from None
+            self._running_parts.append(self.embedded)
+            try:
+                yield self.embedded.ready()
+            except StoreError as e:
+                raise StartupError(str(e)) from None
+            log.info("store: embedded SecantusDB at {uri}, data in {dir}", uri=self.embedded.uri,
+                     dir=self.config.embedded.data_dir)
+        else:
+            log.info("store: MongoDB at {uri}", uri=redact(self.config.mongodb.uri))
+        self.store.connect()
+        try:
+            ping = self.store.ping()
+            ping.addTimeout(self.config.mongodb.connect_timeout, self.reactor)
+            yield ping
+        except Exception as e:
+            raise StartupError(
+                f"mongodb.uri: cannot reach {redact(self.store.uri)} within "
+                f"{self.config.mongodb.connect_timeout:g} s ({type(e).__name__}: {e})"
+            ) from None
+        yield self.persistence.prepare()
+        for part in (self.persistence, self.sessions, self.commands):
+            yield maybeDeferred(part.startService)
+            self._running_parts.append(part)
+        yield self.sessions.reset_stale()
+        for listener in self.listeners:
+            listener.listen()
+            self._running_parts.append(listener)
+        yield self.web.start()
+        self._running_parts.append(self.web)
+
+    def _started(self, _: Any) -> None:
+        log.info("waygps: running ({n} listeners, instance {instance})", n=len(self.listeners),
+                 instance=self.instance_id)
+        self.started.callback(self)
+
+    def _failed(self, failure: Any) -> None:
+        if failure.check(StartupError):
+            log.critical("waygps: cannot start: {why}", why=failure.getErrorMessage())
+        else:
+            log.failure("waygps: cannot start", failure)
+        self.started.errback(failure)
+        self.started.addErrback(lambda _: None)
+        if self.exit_on_failure:
+            from waygps.cli.exit import stop_with_status
+
+            stop_with_status(self.reactor, 1)
+
+    # --- stop --------------------------------------------------------------
+    def stopService(self) -> Deferred:
+        Service.stopService(self)
+        return self._stop()
+
+    @inlineCallbacks
+    def _stop(self) -> Any:
+        parts = self._running_parts
+        self._running_parts = []
+        listeners = [p for p in parts if isinstance(p, ListenerService)]
+        for listener in listeners:
+            yield listener.stop_listening()
+        if self.persistence in parts:
+            yield _quietly(self.persistence.flush())
+        for listener in listeners:
+            listener.close_connections("server shutting down")
+            if listener.datagram is not None:
+                listener.datagram.stopProtocol()
+        for part in reversed(parts):
+            if part in listeners:
+                continue
+            if part is self.web:
+                yield _quietly(self.web.stop())
+            elif part is self.embedded:
+                yield _quietly(self.store.close())
+                yield _quietly(self.embedded.stopService())
+            else:
+                yield _quietly(maybeDeferred(part.stopService))
+        if self.embedded is None or self.embedded not in parts:
+            yield _quietly(self.store.close())
+        log.info("waygps: stopped")
+
+
+def _quietly(d: Deferred) -> Deferred:
+    return d.addErrback(lambda f: log.failure("while stopping", f))
+
+
+def build_service(config: Config, drivers: Mapping[str, Any] | None = None, reactor: Any = None,
+                  exit_on_failure: bool = False) -> WayGPSService:
+    if drivers is None:
+        from waygps.drivers import find_drivers
+
+        drivers = find_drivers()
+    return WayGPSService(config, drivers, reactor, exit_on_failure=exit_on_failure)
