@@ -1,0 +1,83 @@
+"""The HTTP site on ``[websocket] port``: ``/metrics``, ``/health``, and what others mount.
+
+``build_site(health_checks, extra, reactor=...)`` returns a :class:`WebSite`
+(a ``twisted.web.server.Site``). ``extra`` maps paths to resources, so the
+WebSocket endpoint shares the port::
+
+    site = build_site(checks, {config.websocket.path: WebSocketResource(factory)}, reactor=reactor)
+    internet.TCPServer(config.websocket.port, site, interface=config.websocket.host)
+
+A path like ``/ws/gps/`` is mounted at the nested children ``ws`` -> ``gps``
+(empty segments ignored), so a leaf resource answers both ``/ws/gps`` and
+``/ws/gps/``. The site samples the last-minute gauges of
+``waygps.web.metrics.RecentRates`` while its port is open.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from waygps.web.health import Check, HealthResource
+from waygps.web.metrics import MetricsResource, RecentRates
+
+_INDEX = b"WayGPS\n/metrics  Prometheus metrics\n/health   store and listeners\n"
+
+
+class _Index(Resource):
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return _INDEX
+
+
+def _segments(path: str | bytes) -> list[bytes]:
+    raw = path.encode("utf-8") if isinstance(path, str) else path
+    return [part for part in raw.split(b"/") if part]
+
+
+def mount(root: Resource, path: str | bytes, resource: Resource) -> None:
+    """Put ``resource`` at ``path`` below ``root``, creating plain intermediate resources."""
+    segments = _segments(path)
+    if not segments:
+        raise ValueError(f"cannot mount at the root: {path!r}")
+    node = root
+    for segment in segments[:-1]:
+        child = node.children.get(segment)
+        if child is None:
+            child = Resource()
+            node.putChild(segment, child)
+        node = child
+    if segments[-1] in node.children:
+        raise ValueError(f"{path!r} is already mounted")
+    node.putChild(segments[-1], resource)
+
+
+class WebSite(Site):
+    """A ``Site`` that runs the last-minute metrics sampler while it listens."""
+
+    def __init__(self, root: Resource, rates: RecentRates) -> None:
+        super().__init__(root)
+        self.rates = rates
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.rates.start()
+
+    def stopFactory(self) -> None:
+        self.rates.stop()
+        super().stopFactory()
+
+
+def build_site(health_checks: Sequence[Check], extra: Mapping[str | bytes, Resource] | None = None, *,
+               reactor: Any, registry: CollectorRegistry = REGISTRY, health_timeout: float = 3.0) -> WebSite:
+    root = _Index()
+    mount(root, "metrics", MetricsResource(registry))
+    mount(root, "health", HealthResource(health_checks, reactor, health_timeout))
+    for path, resource in (extra or {}).items():
+        mount(root, path, resource)
+    site = WebSite(root, RecentRates(reactor))
+    site.noisy = False
+    return site
