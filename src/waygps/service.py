@@ -10,9 +10,7 @@ other services stop, the embedded store stops last.
 
 from __future__ import annotations
 
-import os
 import socket
-import uuid
 from typing import Any, Mapping
 
 from twisted.application.service import MultiService, Service
@@ -85,7 +83,8 @@ class ListenerService(Service):
 
 
 def default_instance_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    """The host name: stable across restarts, so a restarted instance finds what it left behind."""
+    return socket.gethostname() or "waygps"
 
 
 class WayGPSService(MultiService):

@@ -87,26 +87,24 @@ class _AllowCache:
 class SessionRegistry(Service):
     """The devices connected to this instance.
 
-    As a service: ``startService`` marks offline the devices a previous run of
-    this instance left online (:meth:`reset_stale`, retried until the store
-    answers); ``stopService`` closes every device channel and waits until their
-    ``DeviceDisconnected`` events are handed to the sink, so put it in the
-    ``MultiService`` after the persistence service and before the listeners.
+    Startup: ``startService`` then :meth:`reset_stale` (marks offline what a
+    previous run of this instance left online) before the listeners open.
+    ``stopService`` closes every device channel and fires once their
+    ``DeviceDisconnected`` events are stored, so stop it before the
+    persistence service.
     """
 
     name = "sessions"
 
     def __init__(self, store: Any, sink: IEventSink, publisher: IEventPublisher, reactor: Any,
                  instance_id: str, *, known_ttl: float = 60.0, unknown_ttl: float = 10.0,
-                 cache_size: int = 100_000, lookup_timeout: float = 10.0, reset_retry: float = 15.0,
-                 stop_timeout: float = 10.0) -> None:
+                 cache_size: int = 100_000, lookup_timeout: float = 10.0, stop_timeout: float = 10.0) -> None:
         self.store = store
         self.sink = sink
         self.publisher = publisher
         self.reactor = reactor
         self.instance_id = instance_id
         self.lookup_timeout = lookup_timeout
-        self.reset_retry = reset_retry
         self.stop_timeout = stop_timeout
         self._current: dict[str, IDeviceConnection] = {}
         self._since: dict[str, datetime] = {}
@@ -115,7 +113,6 @@ class SessionRegistry(Service):
         self._lookups: dict[str, list[Deferred]] = {}
         self._writes: set[Deferred] = set()
         self._started_at = 0.0
-        self._reset_call: Any = None
         self._drained: list[Deferred] = []
 
     # --- ISessionRegistry ----------------------------------------------------
@@ -285,24 +282,9 @@ class SessionRegistry(Service):
     def startService(self) -> None:
         super().startService()
         self._started_at = self.reactor.seconds()
-        self._try_reset()
-
-    def _try_reset(self) -> None:
-        self._reset_call = None
-
-        def failed(failure: Failure) -> None:
-            log.warn("could not mark stale devices offline ({error}); retrying in {delay} s",
-                     error=failure.getErrorMessage() or failure.type.__name__, delay=self.reset_retry)
-            if self.running:
-                self._reset_call = self.reactor.callLater(self.reset_retry, self._try_reset)
-
-        self.reset_stale().addErrback(failed)
 
     def stopService(self) -> Deferred:
         super().stopService()
-        if self._reset_call is not None and self._reset_call.active():
-            self._reset_call.cancel()
-        self._reset_call = None
         return self.close_all("server shutting down")
 
     def close_all(self, reason: str) -> Deferred:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from attrs import frozen
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.internet.error import TimeoutError as DeferredTimeout
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource

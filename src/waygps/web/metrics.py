@@ -39,7 +39,7 @@ class MetricsResource(Resource):
         self.registry = registry
 
     def render_GET(self, request: Any) -> bytes:
-        accept = request.getHeader(b"accept") or ""
+        accept = (request.getHeader(b"accept") or b"").decode("latin-1")
         encoder, content_type = choose_encoder(accept)
         request.setHeader(b"content-type", content_type.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")

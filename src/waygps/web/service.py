@@ -36,9 +36,14 @@ class WebService:
         self.site.noisy = False
 
     def build(self) -> None:
+        from autobahn.twisted.resource import WebSocketResource
         from prometheus_client.twisted import MetricsResource
 
+        from waygps.web.websocket import GpsFeedFactory
+
         self.root.putChild(b"metrics", MetricsResource())
+        self.feed = GpsFeedFactory(self.config, self.server.store, self.server.bus)
+        _put(self.root, self.config.path, WebSocketResource(self.feed))
 
     def start(self) -> Deferred:
         from waygps.service import StartupError
@@ -58,6 +63,8 @@ class WebService:
         return self.port.getHost().port if self.port is not None else 0
 
     def stop(self) -> Deferred:
+        if getattr(self, "feed", None) is not None:
+            self.feed.close()
         port, self.port = self.port, None
         if port is None:
             return succeed(None)

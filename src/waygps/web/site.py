@@ -18,16 +18,30 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from prometheus_client import REGISTRY, CollectorRegistry
+from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from waygps.web.health import Check, HealthResource
 from waygps.web.metrics import MetricsResource, RecentRates
 
+_QUIET = frozenset({b"/metrics", b"/health"})
 _INDEX = b"WayGPS\n/metrics  Prometheus metrics\n/health   store and listeners\n"
 
 
-class _Index(Resource):
+class _Branch(Resource):
+    """A plain path segment: 404 for anything not mounted below it."""
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        return notFound()
+
+
+class _Index(_Branch):
+    def getChild(self, path: bytes, request: Any) -> Any:
+        if path == b"":
+            return self
+        return notFound()
+
     def render_GET(self, request: Any) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return _INDEX
@@ -47,7 +61,7 @@ def mount(root: Resource, path: str | bytes, resource: Resource) -> None:
     for segment in segments[:-1]:
         child = node.children.get(segment)
         if child is None:
-            child = Resource()
+            child = _Branch()
             node.putChild(segment, child)
         node = child
     if segments[-1] in node.children:
@@ -69,6 +83,12 @@ class WebSite(Site):
     def stopFactory(self) -> None:
         self.rates.stop()
         super().stopFactory()
+
+    def log(self, request: Any) -> None:
+        # Scrapers and balancers poll these every few seconds: no access log line for them.
+        if request.path in _QUIET:
+            return
+        super().log(request)
 
 
 def build_site(health_checks: Sequence[Check], extra: Mapping[str | bytes, Resource] | None = None, *,

@@ -1,0 +1,184 @@
+"""What to do with a command, decided from its document and the time (no I/O).
+
+Every function takes ``now`` (an aware UTC datetime) and plain documents, so
+retries, expiry and the speed guard are tested without a store or a reactor.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Sequence
+
+from attrs import frozen
+
+from waygps.commands.model import COMMAND_TYPES
+from waygps.commands.record import EXPIRED, FAILED, PENDING, InvalidCommand, normalize
+from waygps.config import CommandsConfig
+
+BLOCKING_TYPES = ("block", "unblock")
+
+# A command another instance sent is considered abandoned (its instance
+# stopped) once this many ack timeouts have passed without a decision.
+ABANDONED_FACTOR = 2.0
+
+
+@frozen
+class Send:
+    """Write this command now (the first one the device can take)."""
+
+    doc: Mapping[str, Any]
+
+
+@frozen
+class Wait:
+    """Keep it pending, with the reason shown to operators in ``waiting``."""
+
+    doc: Mapping[str, Any]
+    reason: str
+    kind: str  # "speed" (the speed guard) or "order" (behind a held block/unblock)
+
+
+@frozen
+class Queue:
+    """Keep it pending behind the command being sent (one command in flight per device)."""
+
+    doc: Mapping[str, Any]
+
+
+@frozen
+class Finish:
+    """Close it without sending: ``expired`` or ``failed``."""
+
+    doc: Mapping[str, Any]
+    status: str
+    reason: str
+
+
+Decision = Send | Wait | Queue | Finish
+
+
+def expires_at(doc: Mapping[str, Any], config: CommandsConfig) -> datetime | None:
+    expires = doc.get("expiresAt")
+    if isinstance(expires, datetime):
+        return expires
+    created = doc.get("createdAt")
+    if isinstance(created, datetime):
+        return created + timedelta(hours=config.expiry_hours)
+    return None
+
+
+def speed_guard(speed: float | None, limit: float) -> str | None:
+    """Why a block must wait at ``speed`` (km/h), or ``None`` when it may go out.
+
+    ``limit`` 0 disables the guard; an unknown speed does not hold a block
+    back (a device that never reports a speed could otherwise never be blocked).
+    """
+    if limit <= 0 or speed is None:
+        return None
+    if speed > limit:
+        return f"vehicle moving: last known speed {speed:g} km/h is above the {limit:g} km/h block limit"
+    return None
+
+
+def plan(pending: Sequence[Mapping[str, Any]], now: datetime, speed: float | None,
+         config: CommandsConfig) -> list[Decision]:
+    """One decision per pending command of one connected device, oldest first.
+
+    At most one :class:`Send`. A block or unblock never overtakes an earlier
+    block or unblock that waits, so the last intent always wins; other
+    commands (a position request...) may go out while a block waits.
+    """
+    decisions: list[Decision] = []
+    chosen = False
+    held: str | None = None
+    for doc in pending:
+        expires = expires_at(doc, config)
+        if expires is not None and expires <= now:
+            decisions.append(Finish(doc, EXPIRED, f"not delivered before {expires:%Y-%m-%d %H:%M:%S} UTC"))
+            continue
+        try:
+            normalize(doc.get("type"), doc.get("params"))
+        except InvalidCommand as e:
+            decisions.append(Finish(doc, FAILED, f"invalid command: {e}"))
+            continue
+        blocking = doc.get("type") in BLOCKING_TYPES
+        if blocking and held is not None:
+            decisions.append(Wait(doc, f"waiting behind the earlier block/unblock command {held}", "order"))
+            continue
+        if doc.get("type") == "block":
+            reason = speed_guard(speed, config.block_max_speed_kmh)
+            if reason is not None:
+                decisions.append(Wait(doc, reason, "speed"))
+                held = str(doc.get("_id"))
+                continue
+        if chosen:
+            decisions.append(Queue(doc))
+            continue
+        decisions.append(Send(doc))
+        chosen = True
+    return decisions
+
+
+def ack_deadline(doc: Mapping[str, Any], config: CommandsConfig, own: bool) -> datetime | None:
+    """When an unacknowledged ``sent`` command is given up on (later for another instance's)."""
+    sent = doc.get("sentAt")
+    if not isinstance(sent, datetime):
+        return None
+    factor = 1.0 if own else ABANDONED_FACTOR
+    return sent + timedelta(seconds=config.ack_timeout * factor)
+
+
+def after_lost_ack(doc: Mapping[str, Any], now: datetime, config: CommandsConfig, why: str) -> tuple[str, str]:
+    """A ``sent`` command lost its chance of an acknowledgement: retry, fail or expire.
+
+    ``why``: the ack timed out, the connection closed, WayGPS restarted. The
+    attempt that was written counts.
+    """
+    attempts = int(doc.get("attempts") or 0)
+    expires = expires_at(doc, config)
+    if expires is not None and expires <= now:
+        return EXPIRED, f"{why}; expired"
+    if attempts >= config.max_attempts:
+        return FAILED, f"{why}; no acknowledgement after {attempts} attempt(s)"
+    return PENDING, f"{why}; will be sent again (attempt {attempts} of {config.max_attempts} done)"
+
+
+def pick_serial(used: set[str], rng: random.Random) -> str:
+    """Four hex digits not used by the device's recent commands (GV50 echoes them in ``+ACK``)."""
+    taken = {s.upper() for s in used if isinstance(s, str)}
+    for _ in range(64):
+        serial = f"{rng.randrange(1, 0x10000):04X}"
+        if serial not in taken:
+            return serial
+    for value in range(1, 0x10000):
+        serial = f"{value:04X}"
+        if serial not in taken:
+            return serial
+    return "0001"
+
+
+def ack_fits(doc: Mapping[str, Any], command_type: str | None) -> bool:
+    """Does an acknowledgement naming ``command_type`` answer this command?
+
+    ``command_type`` is either one of our types (``set_server``...: must be the
+    command's, except for a ``custom`` command, which may be any of them) or a
+    protocol word (``GTOUT``), checked against the frame that was written.
+    Without either, the serial alone decides.
+    """
+    if not command_type:
+        return True
+    if command_type in COMMAND_TYPES:
+        return command_type == doc.get("type") or doc.get("type") == "custom"
+    frame = doc.get("frame")
+    if not isinstance(frame, str) or not frame:
+        return True
+    return command_type.upper() in frame.upper()
+
+
+def ack_outcome(doc: Mapping[str, Any], success: bool, response: str) -> tuple[str, str]:
+    """``(status, reason)`` for the device's answer."""
+    text = response if response else "(no text)"
+    if success:
+        return "confirmed", f"acknowledged by the device: {text}"
+    return FAILED, f"refused by the device: {text}"

@@ -1,0 +1,259 @@
+"""The ``Comando`` queue in MongoDB (txmongo): reads, atomic claims and status changes.
+
+Every status change is one ``find_one_and_update`` whose filter names the
+status it leaves, so two instances (or a timer and an acknowledgement) never
+both move the same command; the loser gets ``None``. Documents come back with
+aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+from bson import ObjectId
+from pymongo.collection import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+from twisted.internet.defer import Deferred, inlineCallbacks
+from txmongo import filter as qf
+
+from waygps.commands.record import FINAL, OPEN, PENDING, SENT, push_history
+
+OLDEST_FIRST = qf.sort(qf.ASCENDING("createdAt") + qf.ASCENDING("_id"))
+NEWEST_FIRST = qf.sort(qf.DESCENDING("createdAt") + qf.DESCENDING("_id"))
+SENT_FIRST = qf.sort(qf.ASCENDING("sentAt") + qf.ASCENDING("_id"))
+
+# Bounds on what one query brings into memory.
+BATCH = 500
+SERIAL_HISTORY = 100
+
+
+def aware(doc: Any) -> Any:
+    """txmongo returns naive datetimes (UTC): make them aware, recursively."""
+    if isinstance(doc, datetime):
+        return doc if doc.tzinfo is not None else doc.replace(tzinfo=timezone.utc)
+    if isinstance(doc, dict):
+        return {k: aware(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [aware(v) for v in doc]
+    return doc
+
+
+def id_candidates(command_id: str) -> list[Any]:
+    """A command id as text may be an ObjectId's hex or a string ``_id``: try both."""
+    out: list[Any] = [command_id]
+    if ObjectId.is_valid(command_id):
+        out.append(ObjectId(command_id))
+    return out
+
+
+class CommandQueue:
+    """The command and vehicle collections, as the command service uses them."""
+
+    def __init__(self, commands: Any, vehicles: Any) -> None:
+        self.commands = commands
+        self.vehicles = vehicles
+
+    # --- setup -------------------------------------------------------------
+    @inlineCallbacks
+    def ensure_indexes(self) -> Any:
+        c = self.commands
+        yield c.create_index(qf.sort(qf.ASCENDING("IMEI") + qf.ASCENDING("status") + qf.ASCENDING("createdAt")),
+                             name="imei_status_created")
+        yield c.create_index(qf.sort(qf.ASCENDING("status") + qf.ASCENDING("expiresAt")), name="status_expires")
+        yield c.create_index(qf.sort(qf.ASCENDING("status") + qf.ASCENDING("sentAt")), name="status_sent")
+        # At most one open command per device and intent field, across instances.
+        yield c.create_index(qf.sort(qf.ASCENDING("IMEI") + qf.ASCENDING("intentOpen")), name="one_open_intent",
+                             unique=True, partialFilterExpression={"intentOpen": {"$exists": True}})
+        v = self.vehicles
+        yield v.create_index(qf.sort(qf.ASCENDING("comandoBloqueo")), name="intent_comandoBloqueo", sparse=True)
+        yield v.create_index(qf.sort(qf.ASCENDING("comandoTrocarIP")), name="intent_comandoTrocarIP", sparse=True)
+
+    # --- reads -------------------------------------------------------------
+    @inlineCallbacks
+    def get(self, command_id: Any) -> Any:
+        doc = yield self.commands.find_one({"_id": command_id})
+        return aware(doc) if doc else None
+
+    @inlineCallbacks
+    def pending_for(self, imeis: Sequence[str], limit: int = BATCH) -> Any:
+        if not imeis:
+            return []
+        docs = yield self.commands.find({"IMEI": {"$in": list(imeis)}, "status": PENDING}, limit=limit,
+                                        sort=OLDEST_FIRST)
+        return [aware(d) for d in docs]
+
+    @inlineCallbacks
+    def pending_devices(self, imeis: Sequence[str], limit: int = BATCH * 10) -> Any:
+        """``(devices with pending commands, number of pending commands)`` among ``imeis``."""
+        if not imeis:
+            return set(), 0
+        docs = yield self.commands.find({"IMEI": {"$in": list(imeis)}, "status": PENDING},
+                                        projection={"IMEI": 1}, limit=limit)
+        return {d["IMEI"] for d in docs}, len(docs)
+
+    @inlineCallbacks
+    def in_flight(self, imei: str) -> Any:
+        doc = yield self.commands.find_one({"IMEI": imei, "status": SENT})
+        return aware(doc) if doc else None
+
+    @inlineCallbacks
+    def open_for(self, imeis: Sequence[str]) -> Any:
+        if not imeis:
+            return []
+        docs = yield self.commands.find({"IMEI": {"$in": list(imeis)}, "status": {"$in": list(OPEN)}},
+                                        sort=OLDEST_FIRST)
+        return [aware(d) for d in docs]
+
+    @inlineCallbacks
+    def recent_serials(self, imei: str) -> Any:
+        docs = yield self.commands.find({"IMEI": imei}, projection={"serials": 1}, limit=SERIAL_HISTORY,
+                                        sort=NEWEST_FIRST)
+        used: set[str] = set()
+        for doc in docs:
+            used.update(s for s in doc.get("serials") or () if isinstance(s, str))
+        return used
+
+    @inlineCallbacks
+    def sent(self, query: Mapping[str, Any], limit: int = BATCH) -> Any:
+        docs = yield self.commands.find({**query, "status": SENT}, limit=limit, sort=SENT_FIRST)
+        return [aware(d) for d in docs]
+
+    @inlineCallbacks
+    def overdue(self, now: datetime, instance: str, ack_timeout: float, abandoned_after: float) -> Any:
+        """``sent`` commands past their ack timeout: this instance's, and any instance's long abandoned."""
+        own = yield self.sent({"instance": instance, "sentAt": {"$lte": now - timedelta(seconds=ack_timeout)}})
+        others = yield self.sent({"instance": {"$ne": instance},
+                                  "sentAt": {"$lte": now - timedelta(seconds=abandoned_after)}})
+        return own + others
+
+    @inlineCallbacks
+    def expired_pending(self, now: datetime, limit: int = BATCH) -> Any:
+        docs = yield self.commands.find({"status": PENDING, "expiresAt": {"$lte": now}}, limit=limit)
+        return [aware(d) for d in docs]
+
+    @inlineCallbacks
+    def unqueued(self, limit: int = BATCH) -> Any:
+        """Documents operators inserted without ``status`` or ``expiresAt``."""
+        docs = yield self.commands.find({"$or": [{"status": {"$exists": False}},
+                                                 {"status": PENDING, "expiresAt": {"$exists": False}}]},
+                                        limit=limit)
+        return [aware(d) for d in docs]
+
+    @inlineCallbacks
+    def match_ack(self, imei: str, command_id: str | None, serial: str | None, instance: str) -> Any:
+        """The command an acknowledgement answers: by id, else by serial, else the oldest in flight here.
+
+        Returns a list of candidates (the caller checks the command word);
+        with an id the command is returned whatever its status, so a late or
+        repeated answer is recognised as such.
+        """
+        if command_id:
+            docs = yield self.commands.find({"_id": {"$in": id_candidates(command_id)}, "IMEI": imei}, limit=1)
+        elif serial:
+            docs = yield self.commands.find(
+                {"IMEI": imei, "serials": {"$in": list({serial, serial.upper(), serial.lower()})},
+                 "status": {"$in": list(OPEN)}},
+                limit=10, sort=qf.sort(qf.DESCENDING("sentAt")))
+        else:
+            docs = yield self.commands.find({"IMEI": imei, "status": SENT, "instance": instance}, limit=1,
+                                            sort=SENT_FIRST)
+        return [aware(d) for d in docs]
+
+    # --- writes ------------------------------------------------------------
+    @inlineCallbacks
+    def insert(self, doc: dict[str, Any]) -> Any:
+        """Insert ``doc``; ``None`` when the one-open-intent index says it exists already."""
+        try:
+            yield self.commands.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return aware(doc)
+
+    @inlineCallbacks
+    def move(self, command_id: Any, leaving: Iterable[str], status: str, now: datetime, reason: str,
+             set_fields: Mapping[str, Any] | None = None, unset: Iterable[str] = (),
+             inc: Mapping[str, int] | None = None, match: Mapping[str, Any] | None = None) -> Any:
+        """Status change ``leaving -> status`` with a history entry; the new document, or ``None``."""
+        update: dict[str, Any] = {
+            "$set": {"status": status, "updatedAt": now, **(set_fields or {})},
+            "$push": push_history(status, now, reason),
+        }
+        drop = set(unset)
+        if status in FINAL:
+            drop.add("intentOpen")
+            drop.update(("waiting", "waitingFor"))
+        if drop:
+            update["$unset"] = {name: "" for name in drop}
+        if inc:
+            update["$inc"] = dict(inc)
+        query = {**(match or {}), "_id": command_id, "status": {"$in": list(leaving)}}
+        doc = yield self.commands.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        return aware(doc) if doc else None
+
+    @inlineCallbacks
+    def claim(self, doc: Mapping[str, Any], now: datetime, instance: str, serial: str, peer: str,
+              listener: str, reason: str) -> Any:
+        """``pending -> sent`` for this instance, counting the attempt; ``None`` if someone else moved it."""
+        update = {
+            "$set": {"status": SENT, "updatedAt": now, "sentAt": now, "serial": serial, "instance": instance,
+                     "peer": peer, "listener": listener, "error": None},
+            "$inc": {"attempts": 1},
+            "$push": {**push_history(SENT, now, reason), "serials": serial},
+            "$unset": {"waiting": "", "waitingFor": ""},
+        }
+        query = {"_id": doc["_id"], "status": PENDING,
+                 "$or": [{"expiresAt": {"$gt": now}}, {"expiresAt": {"$exists": False}}]}
+        claimed = yield self.commands.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        return aware(claimed) if claimed else None
+
+    def record_frame(self, command_id: Any, frame: str) -> Deferred:
+        return self.commands.update_one({"_id": command_id}, {"$set": {"frame": frame}})
+
+    def set_waiting(self, doc: Mapping[str, Any], now: datetime, reason: str, kind: str,
+                    new_kind: bool) -> Deferred:
+        """Show why a pending command is held back; a history entry when the kind of wait changes."""
+        update: dict[str, Any] = {"$set": {"waiting": reason, "waitingFor": kind, "updatedAt": now}}
+        if new_kind:
+            update["$push"] = push_history(PENDING, now, f"waiting: {reason}")
+        return self.commands.update_one({"_id": doc["_id"], "status": PENDING}, update)
+
+    def clear_waiting(self, doc: Mapping[str, Any]) -> Deferred:
+        return self.commands.update_one({"_id": doc["_id"], "status": PENDING}, {"$unset": {"waiting": "", "waitingFor": ""}})
+
+    def complete(self, doc: Mapping[str, Any], now: datetime, reason: str) -> Deferred:
+        """Fill in what an operator's hand-inserted command lacks, as ``pending``."""
+        fields: dict[str, Any] = {"status": PENDING, "updatedAt": now}
+        for name, value in (("createdAt", now), ("attempts", 0), ("serials", []), ("serial", None)):
+            if name not in doc:
+                fields[name] = value
+        return self.commands.find_one_and_update(
+            {"_id": doc["_id"], "$or": [{"status": {"$exists": False}}, {"status": PENDING}]},
+            {"$set": fields, "$push": push_history(PENDING, now, reason)},
+            return_document=ReturnDocument.AFTER,
+        ).addCallback(lambda d: aware(d) if d else None)
+
+    def set_expiry(self, command_id: Any, expires: datetime) -> Deferred:
+        return self.commands.update_one({"_id": command_id, "expiresAt": {"$exists": False}},
+                                        {"$set": {"expiresAt": expires}})
+
+    # --- vehicles ----------------------------------------------------------
+    @inlineCallbacks
+    def vehicle(self, imei: str) -> Any:
+        doc = yield self.vehicles.find_one({"IMEI": imei})
+        return aware(doc) if doc else None
+
+    @inlineCallbacks
+    def vehicles_with_intents(self, limit: int = BATCH) -> Any:
+        docs = yield self.vehicles.find(
+            {"$or": [{"comandoBloqueo": {"$ne": None}}, {"comandoTrocarIP": {"$ne": None}}]},
+            projection={"IMEI": 1, "comandoBloqueo": 1, "comandoTrocarIP": 1, "bloqueado": 1},
+            limit=limit)
+        return [aware(d) for d in docs]
+
+    def set_blocked(self, imei: str, blocked: bool) -> Deferred:
+        return self.vehicles.update_one({"IMEI": imei}, {"$set": {"bloqueado": blocked}})
+
+    def clear_intent(self, imei: str, field: str, value: Any) -> Deferred:
+        """Set the intent to null, only if it still holds ``value`` (an operator may have changed it)."""
+        return self.vehicles.update_one({"IMEI": imei, field: value}, {"$set": {field: None}})

@@ -1,0 +1,487 @@
+"""The command service: intents and queued commands -> device connections -> acknowledgements.
+
+It listens on the event publisher (device connected / disconnected, stored
+positions, command acknowledgements) and polls MongoDB every
+``poll_interval`` seconds. Every operation on one device runs under that
+device's lock, so an acknowledgement, a disconnection and a delivery of the
+same device never interleave inside this process; between instances the
+conditional updates of :mod:`waygps.commands.queue` decide.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from waygps import metrics
+from waygps.commands import intents, policy
+from waygps.commands.model import Command, UnsupportedCommand
+from waygps.commands.queue import CommandQueue
+from waygps.commands.record import (
+    BLOCK_INTENT, CONFIRMED, EXPIRED, FAILED, FINAL, OPEN, PENDING, SENT, SERVER_INTENT, frame_text, normalize,
+    server_text,
+)
+from waygps.config import CommandsConfig
+from waygps.events import CommandAck, CommandStatus, DeviceConnected, DeviceDisconnected, Position
+
+log = Logger(namespace="waygps.commands")
+
+# Chunk size of ``IMEI $in`` queries over the devices connected here.
+IMEI_CHUNK = 500
+# Pending commands of one device looked at per check.
+PER_DEVICE = 50
+
+
+def generated_instance_id() -> str:
+    """The host name, like the server's default: stable across restarts (see docs/commands.md)."""
+    return socket.gethostname() or "waygps"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+class CommandService(Service):
+    """Delivers ``Comando`` documents to devices connected to this instance and tracks them."""
+
+    name = "commands"
+
+    def __init__(self, store: Any, sessions: Any, publisher: Any, config: CommandsConfig, reactor: Any,
+                 instance_id: str | None = None, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.publisher = publisher
+        self.config = config
+        self.reactor = reactor
+        self.instance_id = instance_id or config.instance_id or generated_instance_id()
+        self.rng = rng or random.Random()
+        self.queue: CommandQueue | None = None
+        self._loop: LoopingCall | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._speeds: dict[str, float] = {}
+        self._watch: set[str] = set()  # devices with pending commands: checked on each report
+        self._locks: dict[str, DeferredLock] = {}
+        self._checking: set[str] = set()
+        self._recheck: set[str] = set()
+        self._work: set[Deferred] = set()
+        self._polling: Deferred | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+    def startService(self) -> Deferred:
+        Service.startService(self)
+        return self._start()
+
+    @inlineCallbacks
+    def _start(self) -> Any:
+        self.queue = CommandQueue(self.store.collection("commands"), self.store.collection("vehicles"))
+        yield self.queue.ensure_indexes()
+        yield self._recover()
+        self._unsubscribe = self.publisher.subscribe(self._on_event)
+        self._loop = LoopingCall(self._poll)
+        self._loop.clock = self.reactor
+        self._polling = self._loop.start(self.config.poll_interval, now=True)
+        self._polling.addErrback(lambda f: log.failure("command polling stopped", f))
+        log.info("commands: instance {instance}, polling every {every:g} s", instance=self.instance_id,
+                 every=self.config.poll_interval)
+
+    def stopService(self) -> Deferred:
+        Service.stopService(self)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        work = list(self._work)
+        return DeferredList(work, consumeErrors=True) if work else succeed(None)
+
+    @inlineCallbacks
+    def idle(self) -> Any:
+        """Fires once nothing is in progress (operations started meanwhile are waited for too)."""
+        while self._work:
+            yield DeferredList(list(self._work), consumeErrors=True)
+
+    # --- events ----------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        if not self.running or self.queue is None:
+            return
+        if isinstance(event, CommandAck):
+            self._spawn(self._locked(event.imei, self._acked, event), self._after(event.imei))
+        elif isinstance(event, Position):
+            speed = _number(event.speed)
+            if event.valid and speed is not None:
+                self._speeds[event.imei] = speed
+            if event.imei in self._watch:
+                self.check(event.imei)
+        elif isinstance(event, DeviceConnected):
+            self._spawn(self._locked(event.imei, self._connected, event), self._after(event.imei))
+        elif isinstance(event, DeviceDisconnected):
+            self._speeds.pop(event.imei, None)
+            self._watch.discard(event.imei)
+            self._spawn(self._locked(event.imei, self._disconnected, event), self._after(event.imei))
+
+    def _after(self, imei: str) -> Callable[[Any], Any]:
+        def then(result: Any) -> Any:
+            if self.sessions.get(imei) is not None:
+                self.check(imei)
+            return result
+
+        return then
+
+    def check(self, imei: str) -> None:
+        """Look at ``imei``'s pending commands now (coalesced: one check at a time per device)."""
+        if not self.running or self.queue is None:
+            return
+        if imei in self._checking:
+            self._recheck.add(imei)
+            return
+        self._checking.add(imei)
+
+        def done(result: Any) -> Any:
+            self._checking.discard(imei)
+            if imei in self._recheck:
+                self._recheck.discard(imei)
+                self.check(imei)
+            return result
+
+        self._spawn(self._locked(imei, self._check, imei), done)
+
+    # --- plumbing ----------------------------------------------------------------
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
+
+    def _locked(self, imei: str, fn: Callable[..., Any], *args: Any) -> Deferred:
+        lock = self._locks.get(imei)
+        if lock is None:
+            lock = self._locks[imei] = DeferredLock()
+
+        def release(result: Any) -> Any:
+            if not lock.locked and not lock.waiting and self._locks.get(imei) is lock:
+                del self._locks[imei]
+            return result
+
+        return lock.run(fn, *args).addBoth(release)
+
+    def _spawn(self, d: Deferred, then: Callable[[Any], Any] | None = None) -> Deferred:
+        self._work.add(d)
+
+        def settled(result: Any) -> None:
+            self._work.discard(d)
+            if isinstance(result, Failure):
+                metrics.STORE_FAILURES.labels("commands").inc()
+                log.failure("commands: operation failed", result)
+
+        if then is not None:
+            d.addBoth(then)
+        d.addBoth(settled)
+        return d
+
+    def _changed(self, doc: Mapping[str, Any], status: str, reason: str) -> None:
+        """Log, count and publish one status change."""
+        metrics.COMMANDS.labels(status).inc()
+        command_id = str(doc.get("_id"))
+        imei = str(doc.get("IMEI"))
+        command_type = str(doc.get("type"))
+        level = log.warn if status in (FAILED, EXPIRED) else log.info
+        level("{driver} {imei} {peer}: command {id} {type} -> {status}: {reason}",
+              driver=doc.get("protocol") or self._driver(imei), imei=imei, peer=doc.get("peer") or "-",
+              id=command_id, type=command_type, status=status, reason=reason)
+        self.publisher.publish(CommandStatus(command_id=command_id, imei=imei, command_type=command_type,
+                                             status=status, reason=reason, time=self._now()))
+
+    def _driver(self, imei: str) -> str:
+        connection = self.sessions.get(imei)
+        return getattr(connection, "protocol", None) or "-"
+
+    # --- closing a command ----------------------------------------------------
+    @inlineCallbacks
+    def _close(self, doc: Mapping[str, Any], leaving: tuple[str, ...], status: str, reason: str,
+               fields: Mapping[str, Any] | None = None) -> Any:
+        """Move ``doc`` to a final status; the vehicle's intent is settled first (see docs/commands.md)."""
+        assert self.queue is not None
+        now = self._now()
+        if status == CONFIRMED:
+            yield self._confirmed_vehicle(doc)
+        else:
+            intent = doc.get("intent") or {}
+            if intent.get("field") in (BLOCK_INTENT, SERVER_INTENT):
+                yield self.queue.clear_intent(doc["IMEI"], intent["field"], intent.get("value"))
+        values = dict(fields or {})
+        if status != CONFIRMED:
+            values.setdefault("error", reason)
+        moved = yield self.queue.move(doc["_id"], leaving, status, now, reason, set_fields=values)
+        if moved is not None:
+            self._changed(moved, status, reason)
+        return moved
+
+    @inlineCallbacks
+    def _confirmed_vehicle(self, doc: Mapping[str, Any]) -> Any:
+        assert self.queue is not None
+        imei = doc["IMEI"]
+        kind = doc.get("type")
+        if kind in ("block", "unblock"):
+            blocked = kind == "block"
+            yield self.queue.set_blocked(imei, blocked)
+            yield self.queue.clear_intent(imei, BLOCK_INTENT, blocked)
+        elif kind == "set_server":
+            values = {server_text(doc.get("params") or {})}
+            intent = doc.get("intent") or {}
+            if intent.get("field") == SERVER_INTENT:
+                values.add(intent.get("value"))
+            for value in values:
+                yield self.queue.clear_intent(imei, SERVER_INTENT, value)
+
+    @inlineCallbacks
+    def _lost(self, doc: Mapping[str, Any], why: str) -> Any:
+        """A ``sent`` command will get no acknowledgement: back to pending, or failed / expired."""
+        assert self.queue is not None
+        now = self._now()
+        status, reason = policy.after_lost_ack(doc, now, self.config, why)
+        if status == PENDING:
+            moved = yield self.queue.move(doc["_id"], (SENT,), PENDING, now, reason,
+                                          match={"attempts": doc.get("attempts")})
+            if moved is not None:
+                self._changed(moved, PENDING, reason)
+            return moved
+        return (yield self._close(doc, (SENT,), status, reason))
+
+    # --- startup -----------------------------------------------------------------
+    @inlineCallbacks
+    def _recover(self) -> Any:
+        """Commands this instance had ``sent`` before a restart: their connection is gone."""
+        assert self.queue is not None
+        while True:
+            docs = yield self.queue.sent({"instance": self.instance_id})
+            if not docs:
+                return
+            moved = 0
+            for doc in docs:
+                result = yield self._lost(doc, "WayGPS restarted before the device acknowledged")
+                moved += result is not None
+            if not moved:
+                return
+
+    # --- device events -----------------------------------------------------------
+    @inlineCallbacks
+    def _connected(self, event: DeviceConnected) -> Any:
+        """A new connection replaces an older one: what was sent on the old one is lost."""
+        assert self.queue is not None
+        docs = yield self.queue.sent({"IMEI": event.imei, "instance": self.instance_id,
+                                      "peer": {"$ne": event.peer}})
+        for doc in docs:
+            yield self._lost(doc, f"connection {doc.get('peer')} replaced by {event.peer} before the device "
+                                  f"acknowledged")
+
+    @inlineCallbacks
+    def _disconnected(self, event: DeviceDisconnected) -> Any:
+        assert self.queue is not None
+        current = self.sessions.get(event.imei)
+        query: dict[str, Any] = {"IMEI": event.imei, "instance": self.instance_id}
+        if current is not None:
+            query["peer"] = {"$ne": current.peer}
+        docs = yield self.queue.sent(query)
+        for doc in docs:
+            yield self._lost(doc, f"connection {event.peer} closed before the device acknowledged "
+                                  f"({event.reason})")
+
+    @inlineCallbacks
+    def _acked(self, ack: CommandAck) -> Any:
+        assert self.queue is not None
+        candidates = yield self.queue.match_ack(ack.imei, ack.command_id, ack.serial, self.instance_id)
+        doc = next((d for d in candidates if policy.ack_fits(d, ack.command_type)), None)
+        where = dict(driver=ack.protocol, imei=ack.imei, peer=self._peer(ack.imei))
+        if doc is None:
+            metrics.COMMANDS.labels("ack_unmatched").inc()
+            log.warn("{driver} {imei} {peer}: answer matches no open command (id {id}, serial {serial}, "
+                     "type {type}): {response}", id=ack.command_id, serial=ack.serial, type=ack.command_type,
+                     response=ack.response, **where)
+            return None
+        if doc.get("status") in FINAL:
+            metrics.COMMANDS.labels("ack_late").inc()
+            log.info("{driver} {imei} {peer}: answer for command {id}, already {status}; ignored: {response}",
+                     id=doc["_id"], status=doc.get("status"), response=ack.response, **where)
+            return None
+        status, reason = policy.ack_outcome(doc, ack.success, ack.response)
+        fields: dict[str, Any] = {"response": ack.response}
+        if status == CONFIRMED:
+            fields["confirmedAt"] = self._now()
+            fields["error"] = None
+        return (yield self._close(doc, OPEN, status, reason, fields))
+
+    def _peer(self, imei: str) -> str:
+        connection = self.sessions.get(imei)
+        return getattr(connection, "peer", None) or "-"
+
+    # --- delivery ----------------------------------------------------------------
+    @inlineCallbacks
+    def _check(self, imei: str) -> Any:
+        assert self.queue is not None
+        connection = self.sessions.get(imei)
+        if connection is None:
+            self._watch.discard(imei)
+            return
+        if (yield self.queue.in_flight(imei)) is not None:
+            return  # one command at a time; its answer or timeout triggers the next
+        pending = yield self.queue.pending_for([imei], limit=PER_DEVICE)
+        if not pending:
+            self._watch.discard(imei)
+            return
+        speed = self._speeds.get(imei)
+        if speed is None and any(d.get("type") == "block" for d in pending):
+            vehicle = yield self.queue.vehicle(imei)
+            speed = _number((vehicle or {}).get("speed"))
+        now = self._now()
+        still_pending = False
+        for decision in policy.plan(pending, now, speed, self.config):
+            doc = decision.doc
+            if isinstance(decision, policy.Finish):
+                yield self._close(doc, (PENDING,), decision.status, decision.reason)
+            elif isinstance(decision, policy.Wait):
+                still_pending = True
+                if doc.get("waiting") != decision.reason:
+                    new_kind = doc.get("waitingFor") != decision.kind
+                    yield self.queue.set_waiting(doc, now, decision.reason, decision.kind, new_kind)
+                    if new_kind:
+                        log.info("{driver} {imei} {peer}: command {id} {type} waits: {reason}",
+                                 driver=connection.protocol, imei=imei, peer=connection.peer, id=doc["_id"],
+                                 type=doc.get("type"), reason=decision.reason)
+            elif isinstance(decision, policy.Queue):
+                still_pending = True
+                if doc.get("waiting"):
+                    yield self.queue.clear_waiting(doc)
+            elif isinstance(decision, policy.Send):
+                yield self._deliver(doc, connection)
+        if still_pending:
+            self._watch.add(imei)
+        else:
+            self._watch.discard(imei)
+
+    @inlineCallbacks
+    def _deliver(self, doc: Mapping[str, Any], connection: Any) -> Any:
+        assert self.queue is not None
+        imei = doc["IMEI"]
+        used = yield self.queue.recent_serials(imei)
+        serial = policy.pick_serial(used, self.rng)
+        attempt = int(doc.get("attempts") or 0) + 1
+        reason = (f"written to {connection.protocol} {connection.transport_name} connection {connection.peer} "
+                  f"(attempt {attempt} of {self.config.max_attempts}, serial {serial})")
+        claimed = yield self.queue.claim(doc, self._now(), self.instance_id, serial, connection.peer,
+                                         connection.listener, reason)
+        if claimed is None:
+            return  # another instance, or an expiry, moved it first
+        if self.sessions.get(imei) is not connection:
+            undo = "device disconnected before the command could be written"
+            moved = yield self.queue.move(claimed["_id"], (SENT,), PENDING, self._now(), undo,
+                                          inc={"attempts": -1}, match={"attempts": claimed["attempts"]})
+            if moved is not None:
+                self._changed(moved, PENDING, undo)
+            return
+        command = Command(id=str(claimed["_id"]), imei=imei, type=claimed["type"],
+                          params=normalize(claimed["type"], claimed.get("params")), serial=serial)
+        try:
+            data = connection.send_command(command)
+        except UnsupportedCommand as e:
+            yield self._close(claimed, (SENT,), FAILED, f"not supported by the {connection.protocol} driver: {e}")
+            return
+        except Exception as e:
+            log.failure("{driver} {imei} {peer}: encoding command {id} failed", driver=connection.protocol,
+                        imei=imei, peer=connection.peer, id=claimed["_id"])
+            yield self._close(claimed, (SENT,), FAILED, f"the {connection.protocol} driver could not encode it: {e}")
+            return
+        self._changed(claimed, SENT, reason)
+        yield self.queue.record_frame(claimed["_id"], frame_text(bytes(data or b"")))
+
+    # --- polling -----------------------------------------------------------------
+    def _poll(self) -> Deferred:
+        d = self._tick()
+        self._spawn(d)
+        # The loop never stops on an error: the next tick tries again.
+        return d.addErrback(lambda _: None)
+
+    @inlineCallbacks
+    def _tick(self) -> Any:
+        assert self.queue is not None
+        now = self._now()
+        yield self._complete_inserted(now)
+        for doc in (yield self.queue.expired_pending(now)):
+            yield self._locked(doc["IMEI"], self._close, doc, (PENDING,), EXPIRED,
+                               f"not delivered before {doc['expiresAt']:%Y-%m-%d %H:%M:%S} UTC")
+        overdue = yield self.queue.overdue(now, self.instance_id, self.config.ack_timeout,
+                                           self.config.ack_timeout * policy.ABANDONED_FACTOR)
+        for doc in overdue:
+            if doc.get("instance") == self.instance_id:
+                why = f"no acknowledgement within {self.config.ack_timeout:g} s"
+            else:
+                why = f"abandoned by instance {doc.get('instance')} (no decision within " \
+                      f"{self.config.ack_timeout * policy.ABANDONED_FACTOR:g} s)"
+            yield self._locked(doc["IMEI"], self._lost, doc, why).addBoth(self._after(doc["IMEI"]))
+        yield self._sync_intents()
+        yield self._deliver_pending()
+
+    @inlineCallbacks
+    def _complete_inserted(self, now: datetime) -> Any:
+        """Commands inserted by hand without ``status`` / ``expiresAt`` join the queue."""
+        assert self.queue is not None
+        for doc in (yield self.queue.unqueued()):
+            if doc.get("status") is None:
+                reason = "queued (inserted without a status)"
+                completed = yield self.queue.complete(doc, now, reason)
+                if completed is not None:
+                    self._changed(completed, PENDING, reason)
+            expires = policy.expires_at(doc, self.config) or now + timedelta(hours=self.config.expiry_hours)
+            yield self.queue.set_expiry(doc["_id"], expires)
+
+    @inlineCallbacks
+    def _sync_intents(self) -> Any:
+        assert self.queue is not None
+        vehicles = yield self.queue.vehicles_with_intents()
+        for start in range(0, len(vehicles), IMEI_CHUNK):
+            chunk = [v for v in vehicles[start:start + IMEI_CHUNK] if isinstance(v.get("IMEI"), str)]
+            open_docs = yield self.queue.open_for([v["IMEI"] for v in chunk])
+            by_imei: dict[str, list[Mapping[str, Any]]] = {}
+            for doc in open_docs:
+                by_imei.setdefault(doc["IMEI"], []).append(doc)
+            for vehicle in chunk:
+                if intents.plan(vehicle, by_imei.get(vehicle["IMEI"], [])):
+                    yield self._locked(vehicle["IMEI"], self._sync_vehicle, vehicle["IMEI"])
+
+    @inlineCallbacks
+    def _sync_vehicle(self, imei: str) -> Any:
+        """Plan again under the device's lock (the first look was unlocked) and apply."""
+        assert self.queue is not None
+        vehicle = yield self.queue.vehicle(imei)
+        if vehicle is None:
+            return
+        open_docs = yield self.queue.open_for([imei])
+        ops = intents.plan(vehicle, open_docs)
+        for op in ops:
+            if isinstance(op, intents.Clear):
+                log.info("{driver} {imei} {peer}: Veiculo.{field}={value} cleared: {reason}",
+                         driver=self._driver(imei), imei=imei, peer=self._peer(imei), field=op.field,
+                         value=op.value, reason=op.reason)
+            elif isinstance(op, intents.Reject):
+                metrics.COMMANDS.labels("intent_rejected").inc()
+        yield intents.apply(self.queue, imei, ops, self._now(), self.config.expiry_hours, self._changed)
+        if ops and self.sessions.get(imei) is not None:
+            self.check(imei)
+
+    @inlineCallbacks
+    def _deliver_pending(self) -> Any:
+        assert self.queue is not None
+        connected = sorted({c.imei for c in self.sessions.connections() if getattr(c, "imei", None)})
+        total = 0
+        for start in range(0, len(connected), IMEI_CHUNK):
+            devices, count = yield self.queue.pending_devices(connected[start:start + IMEI_CHUNK])
+            total += count
+            for imei in sorted(devices):
+                self.check(imei)
+        metrics.COMMANDS_PENDING.set(total)

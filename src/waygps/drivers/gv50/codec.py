@@ -1,0 +1,309 @@
+"""The GV50 sans-IO codecs: bytes in, ``waygps.actions`` out (no Twisted, no clock).
+
+``Gv50StreamCodec`` serves one TCP connection; ``Gv50DatagramCodec`` serves a
+UDP listener (one datagram = one message, stateless but for the commands it
+sent). Both answer reports with ``+SACK:<count>$`` only through
+``Store(ack=...)``, i.e. once the events are stored; a heartbeat is answered at
+once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from attrs import frozen
+
+from waygps.actions import Action, Close, Identified, Rejected, Send, Store
+from waygps.commands.model import Command
+from waygps.drivers.gv50 import framing
+from waygps.drivers.gv50.commands import ACK_TYPES, RTO_TYPES, Settings, encode
+from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame
+from waygps.drivers.gv50.reports import Report, decode_report
+from waygps.events import Alarm, CommandAck, Heartbeat, Position
+
+PROTOCOL = "gv50"
+EXCERPT = framing.EXCERPT
+_REMEMBERED = 256  # commands whose serial is kept to match their acknowledgement
+
+
+@frozen
+class Notice:
+    """Input that is kept but deserves a log line and a counter (an ID that fails its
+    Luhn digit, a report type without a layout). ``driver.py`` logs and counts it."""
+
+    reason: str
+    excerpt: bytes = b""
+    imei: str | None = None
+
+
+class _Core:
+    """Frame -> actions, shared by the stream and the datagram codec."""
+
+    def __init__(self, *, ack: bool = True, max_frame: int = 4096, password: str = "gv50",
+                 heartbeat_minutes: int = 5, protocol: str = PROTOCOL) -> None:
+        self.ack = ack
+        self.max_frame = max_frame
+        self.protocol = protocol
+        self.settings = Settings(password=password, heartbeat_minutes=heartbeat_minutes, sack=ack)
+        self._sent: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+
+    # --- commands ------------------------------------------------------------
+    def encode_command(self, command: Command, now: datetime) -> bytes:
+        data, serial = encode(command, self.settings)
+        key = (command.imei, serial.upper())
+        self._sent[key] = (command.id, command.type)
+        self._sent.move_to_end(key)
+        while len(self._sent) > _REMEMBERED:
+            self._sent.popitem(last=False)
+        return data
+
+    # --- frames --------------------------------------------------------------
+    def _parse(self, raw: bytes, actions: list[Action]) -> Frame | None:
+        try:
+            return parse_frame(raw.decode("ascii", "replace"))
+        except FrameError as e:
+            actions.append(Rejected(e.reason, _excerpt(e, raw)))
+            return None
+
+    def _frame_actions(self, frame: Frame, raw: bytes, now: datetime, imei: str, luhn_bad: bool,
+                       actions: list[Action]) -> None:
+        if frame.kind == ACK:
+            self._ack_frame(frame, raw, now, imei, actions)
+            return
+        try:
+            report = decode_report(frame)
+        except FrameError as e:
+            actions.append(Rejected(e.reason, _excerpt(e, raw)))
+            return
+        sack = b"+SACK:" + frame.count.encode() + b"$" if self.ack else b""
+        for why in report.invalid:
+            actions.append(Rejected("invalid_position", (why + " | ").encode() + raw[:EXCERPT]))
+        if not report.known:
+            actions.append(Notice("unknown_report_type", raw[:EXCERPT], imei))
+            actions.append(Store([Heartbeat(imei=imei, protocol=self.protocol, server_time=now)], ack=sack))
+            return
+        events: list[Any] = self._positions(frame, report, now, imei, luhn_bad)
+        if report.alarm is not None:
+            name, message = report.alarm
+            if frame.buffered:
+                message += " (buffered report)"
+            events.append(Alarm(imei=imei, protocol=self.protocol, server_time=now, alarm=name,
+                                message=message, position_id=events[-1].document_id if events else None))
+        if not events or not isinstance(events[0], Position):
+            # Every block was out of range: nothing for DadosVeiculo, but the device was seen (X5).
+            events.insert(0, Heartbeat(imei=imei, protocol=self.protocol, server_time=now))
+        actions.append(Store(events, ack=sack))
+
+    def _ack_frame(self, frame: Frame, raw: bytes, now: datetime, imei: str, actions: list[Action]) -> None:
+        fields = frame.fields
+        if frame.type == "GTHBD":
+            # Answered at once, whatever the listener's ack setting: the device needs it to stay.
+            actions.append(Send(b"+SACK:GTHBD," + frame.version.encode() + b"," + frame.count.encode() + b"$"))
+            actions.append(Store([Heartbeat(imei=imei, protocol=self.protocol, server_time=now)]))
+            return
+        serial = fields[-3] if len(fields) >= 7 else ""
+        if len(serial) != 4 or not is_hex(serial):
+            actions.append(Rejected("bad_ack", raw[:EXCERPT]))
+            return
+        sent = self._sent.pop((imei, serial.upper()), None)
+        if sent is not None:
+            command_id, command_type = sent
+        else:
+            command_id = None
+            word = frame.type
+            if word == "GTRTO":
+                command_type = RTO_TYPES.get(fields[4].upper()) if len(fields) >= 8 else None
+            else:
+                command_type = ACK_TYPES.get(word)
+        ack_event = CommandAck(imei=imei, protocol=self.protocol, server_time=now, success=True,
+                               response=frame.text, serial=serial, command_type=command_type,
+                               command_id=command_id)
+        actions.append(Store([ack_event], ack=b"+SACK:" + frame.count.encode() + b"$" if self.ack else b""))
+
+    def _positions(self, frame: Frame, report: Report, now: datetime, imei: str, luhn_bad: bool) -> list[Any]:
+        protocol = self.protocol
+        kind = frame.type
+        prefix = f"{kind},{frame.send_time},{frame.count},"
+        buffered = frame.buffered
+        text = frame.text
+        common = report.common
+        if luhn_bad:
+            common["imei_luhn_valid"] = False
+        blocks = report.blocks
+        out: list[Any] = []
+        if not blocks:
+            if report.invalid:
+                return out
+            # A report type without a position block (GTPNA, GTINF...): an event without coordinates.
+            attributes = dict(common)
+            attributes.update(report.tail)
+            attributes["time_source"] = "server"
+            out.append(Position(imei=imei, protocol=protocol, device_time=now, server_time=now, event=kind,
+                                key=prefix + "0,", valid=False, ignition=_either(report), buffered=buffered,
+                                attributes=attributes, raw=text))
+            return out
+        last = len(blocks) - 1
+        ignition = report.ignition
+        for (index, accuracy, speed, course, altitude, longitude, latitude, when, when_raw, mcc, mnc, lac,
+             cell_id, satellites, trigger, mileage) in blocks:
+            attributes = common.copy()
+            if index == blocks[last][0]:
+                attributes.update(report.tail)
+                ignition = _either(report)
+            if accuracy is not None:
+                attributes["gps_accuracy"] = accuracy
+            if mcc is not None:
+                attributes["mcc"] = mcc
+            if mnc is not None:
+                attributes["mnc"] = mnc
+            if lac is not None:
+                attributes["lac"] = lac
+            if cell_id is not None:
+                attributes["cell_id"] = cell_id
+            if trigger is not None:
+                attributes["gnss_trigger"] = trigger
+            if mileage is not None:
+                attributes.setdefault("mileage_km", mileage)
+            if when is None:
+                when = now
+                attributes["time_source"] = "server"
+                valid = False
+            else:
+                valid = accuracy != 0  # 0: the fix failed, these are the last known coordinates
+            out.append(Position(
+                imei=imei, protocol=protocol, device_time=when, server_time=now, event=kind,
+                key=f"{prefix}{index},{when_raw}", valid=valid, latitude=latitude, longitude=longitude,
+                altitude=altitude, speed=speed, course=course, satellites=satellites,
+                hdop=float(accuracy) if accuracy else None, ignition=ignition, buffered=buffered,
+                attributes=attributes, raw=text,
+            ))
+        return out
+
+
+def _either(report: Report) -> bool | None:
+    return report.tail_ignition if report.tail_ignition is not None else report.ignition
+
+
+def _excerpt(error: FrameError, raw: bytes) -> bytes:
+    return (error.detail.encode("ascii", "replace") + b" | " if error.detail else b"") + raw[:EXCERPT]
+
+
+class Gv50StreamCodec(_Core):
+    """One TCP connection: framing, identity, garbage accounting."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.splitter = framing.Splitter(self.max_frame)
+        self.imei: str | None = None
+        self._luhn_bad = False
+        self._garbage = 0  # bytes of non-@Track input since the last frame that decoded
+        self.closed = False
+
+    def receive(self, data: bytes, now: datetime) -> list[Action]:
+        actions: list[Action] = []
+        if self.closed:
+            return actions
+        for kind, chunk, size in self.splitter.feed(data):
+            if kind == framing.FRAME:
+                self._frame(chunk, size, now, actions)
+            elif kind == framing.NOISE:
+                self._garbage += size
+                if chunk:
+                    actions.append(Rejected("noise", chunk))
+            elif kind == framing.OVERSIZE:
+                self._garbage += size
+                if chunk:
+                    actions.append(Rejected("frame_too_long", chunk))
+            elif kind == framing.UNTERMINATED:
+                actions.append(Rejected("unterminated", chunk))
+            else:  # BINARY
+                actions.append(Rejected("hex_mode", chunk))
+                actions.append(Close("device sends the binary HEX format; configure it for ASCII"))
+                self.closed = True
+                return actions
+        if self._garbage >= self.max_frame:
+            actions.append(Close(f"{self._garbage} bytes of garbage without a valid frame"))
+            self.closed = True
+        return actions
+
+    def _frame(self, raw: bytes, size: int, now: datetime, actions: list[Action]) -> None:
+        frame = self._parse(raw, actions)
+        if frame is None:
+            last = actions[-1]
+            if isinstance(last, Rejected) and last.reason == "bad_header":
+                self._garbage += size
+            return
+        imei = frame.unique_id
+        if self.imei is None:
+            self.imei = imei
+            actions.append(Identified(imei))
+            if not luhn_ok(imei):
+                self._luhn_bad = True
+                actions.append(Notice("imei_luhn", imei.encode(), imei))
+        elif imei != self.imei:
+            actions.append(Rejected("imei_mismatch", raw[:EXCERPT]))
+            return
+        self._garbage = 0
+        self._frame_actions(frame, raw, now, imei, self._luhn_bad, actions)
+
+
+class Gv50DatagramCodec(_Core):
+    """A UDP listener: each datagram is decoded on its own; replies go to its sender."""
+
+    _LUHN_SEEN = 10000
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._luhn_seen: set[str] = set()
+
+    def receive_datagram(self, data: bytes, now: datetime) -> list[Action]:
+        actions: list[Action] = []
+        splitter = framing.Splitter(self.max_frame)
+        pieces = splitter.feed(data)
+        pieces.extend(splitter.flush())
+        imei: str | None = None
+        for kind, chunk, _ in pieces:
+            if kind == framing.FRAME:
+                frame = self._parse(chunk, actions)
+                if frame is None:
+                    continue
+                if imei is None:
+                    imei = frame.unique_id
+                    actions.append(Identified(imei))
+                elif frame.unique_id != imei:
+                    actions.append(Rejected("imei_mismatch", chunk[:EXCERPT]))
+                    continue
+                luhn_bad = not luhn_ok(imei)
+                if luhn_bad and imei not in self._luhn_seen:
+                    if len(self._luhn_seen) >= self._LUHN_SEEN:
+                        self._luhn_seen.clear()
+                    self._luhn_seen.add(imei)
+                    actions.append(Notice("imei_luhn", imei.encode(), imei))
+                self._frame_actions(frame, chunk, now, imei, luhn_bad, actions)
+            elif kind == framing.BINARY:
+                actions.append(Rejected("hex_mode", chunk))
+                break
+            elif chunk:
+                reason = {framing.NOISE: "noise", framing.OVERSIZE: "frame_too_long"}.get(kind, "unterminated")
+                actions.append(Rejected(reason, chunk))
+        return actions
+
+
+def stream_codec(listener: Any) -> Gv50StreamCodec:
+    return Gv50StreamCodec(**_settings(listener))
+
+
+def datagram_codec(listener: Any) -> Gv50DatagramCodec:
+    return Gv50DatagramCodec(**_settings(listener))
+
+
+def _settings(listener: Any) -> dict[str, Any]:
+    """Codec settings from a ``ListenerConfig`` (its ``ack`` and the driver's options)."""
+    return {
+        "ack": bool(listener.ack),
+        "max_frame": int(listener.option("max_frame_bytes", 4096)),
+        "password": str(listener.option("password", "gv50")),
+        "heartbeat_minutes": int(listener.option("heartbeat_minutes", 5)),
+    }

@@ -1,0 +1,147 @@
+"""Cutting a GV50 byte stream into @Track text frames (sans-IO, no Twisted).
+
+The splitter follows the protocol document's recommended steps (§1.4): drop
+bytes before a ``+``; refuse the binary HEX / Protocol Pro formats; a frame
+ends at ``$`` (or NUL, or a line feed - log captures have no ``$``); a frame
+holding another header token lost its terminator and is split there. Its
+buffer never holds more than ``max_frame`` bytes between two calls.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# What ``Splitter.feed`` returns: (kind, bytes, size) tuples, in stream order.
+FRAME: Final = "frame"  # a complete text frame (ending in "$" when that delimited it)
+NOISE: Final = "noise"  # bytes before a "+" that are not whitespace/NUL (excerpt)
+OVERSIZE: Final = "oversize"  # a frame longer than the maximum, thrown away (excerpt)
+UNTERMINATED: Final = "unterminated"  # text followed by another header without a delimiter
+BINARY: Final = "binary"  # the device speaks the HEX / Protocol Pro format (excerpt)
+
+EXCERPT = 64
+_BLANK = b" \t\r\n\x00"
+_BINARY_HEADS = frozenset(
+    (b"+RSP", b"+BSP", b"+EVT", b"+BVT", b"+INF", b"+BNF", b"+HBD", b"+CRD", b"+BRD", b"+LGN")
+)
+_TOKENS = (b"+RESP:", b"+BUFF:", b"+ACK:")
+
+
+def is_binary(head: bytes) -> bool:
+    """``head`` (5 bytes starting with ``+``) opens a binary-format message."""
+    return head[1] == 0 or (head[:4] == b"+ACK" and head[4] != 0x3A) or head[:4] in _BINARY_HEADS
+
+
+def _noise(out: list, junk: bytes) -> None:
+    """Bytes outside any frame; blank ones (CR/LF after ``$``) get an empty excerpt: not worth a log line."""
+    out.append((NOISE, junk[:EXCERPT] if junk.strip(_BLANK) else b"", len(junk)))
+
+
+def _split_tokens(frame: bytes, out: list) -> None:
+    """``frame`` holds ``+`` after its start: cut before every embedded header token."""
+    start = 0
+    while True:
+        cut = -1
+        for token in _TOKENS:
+            at = frame.find(token, start + 1)
+            if at != -1 and (cut == -1 or at < cut):
+                cut = at
+        if cut == -1:
+            out.append((FRAME, frame[start:], len(frame) - start))
+            return
+        piece = frame[start:cut]
+        out.append((UNTERMINATED, piece[:EXCERPT], len(piece)))
+        start = cut
+
+
+class Splitter:
+    """Per-connection framing state."""
+
+    __slots__ = ("max_frame", "_buffer", "_skipping", "binary")
+
+    def __init__(self, max_frame: int = 4096) -> None:
+        self.max_frame = max_frame
+        self._buffer = b""
+        self._skipping = False  # inside an oversize frame: drop through its delimiter
+        self.binary = False  # a binary header was seen: the stream cannot be read
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[tuple[str, bytes, int]]:
+        out: list[tuple[str, bytes, int]] = []
+        if self.binary:
+            return out
+        buf = self._buffer + data if self._buffer else bytes(data)
+        size = len(buf)
+        pos = 0
+        limit = self.max_frame
+        if self._skipping:
+            end = _end(buf, 0, size)
+            if end == -1:
+                self._buffer = b""
+                out.append((OVERSIZE, b"", size))
+                return out
+            out.append((OVERSIZE, b"", end + 1))
+            pos = end + 1
+            self._skipping = False
+        while pos < size:
+            if buf[pos] != 0x2B:  # "+"
+                plus = buf.find(b"+", pos)
+                if plus == -1:
+                    _noise(out, buf[pos:])
+                    pos = size
+                    break
+                _noise(out, buf[pos:plus])
+                pos = plus
+            end = _end(buf, pos, size)
+            head = buf[pos:pos + 5]
+            if len(head) == 5:
+                if is_binary(head):
+                    out.append((BINARY, buf[pos:pos + EXCERPT], size - pos))
+                    self.binary = True
+                    self._buffer = b""
+                    return out
+            elif end == -1:
+                break  # too short to tell text from binary yet
+            if end == -1:
+                if size - pos > limit:
+                    out.append((OVERSIZE, buf[pos:pos + EXCERPT], size - pos))
+                    self._skipping = True
+                    pos = size
+                break
+            consumed = end + 1 - pos
+            # A "$" stays on the frame (it is part of the raw text a document keeps).
+            frame = buf[pos:end + 1] if buf[end] == 0x24 else buf[pos:end].rstrip(_BLANK)
+            pos = end + 1
+            if consumed > limit + 1:
+                out.append((OVERSIZE, frame[:EXCERPT], consumed))
+            elif frame.find(b"+", 1) != -1:
+                _split_tokens(frame, out)
+            else:
+                out.append((FRAME, frame, consumed))
+        self._buffer = buf[pos:] if pos < size else b""
+        return out
+
+    def flush(self) -> list[tuple[str, bytes, int]]:
+        """The end of a datagram (or of a capture) ends its last frame."""
+        rest = self._buffer
+        self._buffer = b""
+        skipping, self._skipping = self._skipping, False
+        if not rest or self.binary or skipping:
+            return []
+        return self.feed(rest + b"\n")
+
+
+def _end(buf: bytes, start: int, stop: int) -> int:
+    """Index of the first delimiter (``$``, NUL or LF) in ``buf[start:stop]``, or -1."""
+    dollar = buf.find(b"$", start, stop)
+    if dollar != -1:
+        stop = dollar
+    nul = buf.find(b"\x00", start, stop)
+    if nul != -1:
+        stop = nul
+    lf = buf.find(b"\n", start, stop)
+    if lf != -1:
+        return lf
+    return nul if nul != -1 else dollar

@@ -1,0 +1,101 @@
+"""Data quality of a position report: flag what cannot be true, grade the rest.
+
+A flagged report is still stored (it is evidence of what the device sent) but
+with ``valid = False`` and ``attributes["quality"]`` naming the reason, so it
+never moves the vehicle. A plausible report with a fix gets a grade from its
+HDOP and satellite count: ``excelente``, ``buena``, ``regular`` or ``mala``
+(the vocabulary of the dashboards); without either figure it gets no grade.
+
+Nothing here imports Twisted: ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import attrs
+
+from waygps.events import Position
+
+MAX_SPEED_KMH = 400.0
+MAX_CLOCK_AHEAD = timedelta(minutes=10)
+EARLIEST_FIX = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+# Reasons (attributes.quality of a report stored with valid = False).
+NO_COORDINATES = "no_coordinates"
+OUT_OF_RANGE = "coordinates_out_of_range"
+ZERO_COORDINATES = "zero_coordinates"
+FUTURE_TIME = "time_in_future"
+ANCIENT_TIME = "time_before_2000"
+IMPOSSIBLE_SPEED = "impossible_speed"
+NO_FIX = "no_fix"
+
+GRADES = ("excelente", "buena", "regular", "mala")
+# Upper HDOP bound of each grade; above the last bound: mala.
+_HDOP_BOUNDS = (1.0, 2.0, 5.0)
+# Lower satellite-count bound of each grade; below the last bound: mala.
+_SATELLITE_BOUNDS = (9, 6, 4)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def problem(position: Position, now: datetime) -> str | None:
+    """Why the report cannot describe where the vehicle really was (``None``: plausible)."""
+    lat, lon = position.latitude, position.longitude
+    if lat is None or lon is None:
+        return NO_COORDINATES
+    if not (_finite(lat) and _finite(lon)) or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return OUT_OF_RANGE
+    if lat == 0.0 and lon == 0.0:
+        return ZERO_COORDINATES
+    if position.device_time > now + MAX_CLOCK_AHEAD:
+        return FUTURE_TIME
+    if position.device_time < EARLIEST_FIX:
+        return ANCIENT_TIME
+    if position.speed is not None and not (_finite(position.speed) and position.speed <= MAX_SPEED_KMH):
+        return IMPOSSIBLE_SPEED
+    return None
+
+
+def _grade_index(value: float, bounds: tuple[float, ...], lower_is_better: bool) -> int:
+    for index, bound in enumerate(bounds):
+        if (value <= bound) if lower_is_better else (value >= bound):
+            return index
+    return len(bounds)
+
+
+def grade(hdop: float | None, satellites: int | None) -> str | None:
+    """The worse of the HDOP grade and the satellite grade; ``None`` when neither is known."""
+    indexes = []
+    if _finite(hdop) and hdop > 0:  # type: ignore[operator]
+        indexes.append(_grade_index(float(hdop), _HDOP_BOUNDS, lower_is_better=True))  # type: ignore[arg-type]
+    if satellites is not None and isinstance(satellites, int):
+        indexes.append(_grade_index(satellites, _SATELLITE_BOUNDS, lower_is_better=False))
+    if not indexes:
+        return None
+    return GRADES[max(indexes)]
+
+
+def assess(position: Position, now: datetime) -> tuple[Position, str | None]:
+    """The report as it is stored, and the reason it was flagged (``None`` if it was not).
+
+    A report the device itself marked as without fix stays invalid with
+    quality ``no_fix`` unless something worse is wrong with it; that is not a
+    flag raised by WayGPS, so the returned reason is ``None``.
+    """
+    reason = problem(position, now)
+    attributes = dict(position.attributes)
+    if reason is not None and (position.valid or reason != NO_COORDINATES):
+        attributes["quality"] = reason
+        return attrs.evolve(position, valid=False, attributes=attributes), (reason if position.valid else None)
+    if not position.valid:
+        attributes["quality"] = NO_FIX
+        return attrs.evolve(position, attributes=attributes), None
+    graded = grade(position.hdop, position.satellites)
+    if graded is None:
+        return position, None
+    attributes["quality"] = graded
+    return attrs.evolve(position, attributes=attributes), None

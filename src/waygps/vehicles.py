@@ -1,0 +1,175 @@
+"""The ``Veiculo`` document of a device: many events folded into one upsert.
+
+Events of one device are folded into a :class:`VehicleDelta`, which becomes one
+update pipeline (MongoDB >= 4.2) so that "only when newer" is decided by the
+server against the stored document, not by this process:
+
+* ``latitude``, ``longitude``, ``speed``, ``course``, ``dataDevice``,
+  ``location``: from the newest *valid* report, and only when its
+  ``dataDevice`` is newer than the stored one (a ``+BUFF`` replay of an old
+  report never moves the vehicle back);
+* ``ignicao``: from the newest report that states it, when that report is not
+  older than the stored ``dataDevice``;
+* ``lastSeen``: the later of the stored value and the newest frame;
+* ``online`` / ``protocol``: the value of the last event in delivery order,
+  decided by a sequence number (``seq``) because position reports are folded
+  only after they are stored, which may be after a later session event;
+* ``ds_modelo``: only when the stored one is missing or empty.
+
+Operator fields (``ds_placa``, ``comandoBloqueo``, ``bloqueado``,
+``comandoTrocarIP``) are never named, so never touched.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne
+
+from waygps.events import DeviceConnected, DeviceDisconnected, Heartbeat, Position
+
+MODEL_ATTRIBUTES = ("model", "device_type", "device_name")
+
+
+def _literal(value: Any) -> Any:
+    """A value that an aggregation expression takes as itself (``"$x"`` is not a path)."""
+    return {"$literal": value}
+
+
+class VehicleDelta:
+    """What is known about one device since its last ``Veiculo`` write."""
+
+    __slots__ = ("imei", "last_seen", "online", "online_seq", "protocol", "protocol_seq", "position",
+                 "ignition", "ignition_time", "model")
+
+    def __init__(self, imei: str) -> None:
+        self.imei = imei
+        self.last_seen: datetime | None = None
+        self.online: bool | None = None
+        self.online_seq = -1
+        self.protocol: str | None = None
+        self.protocol_seq = -1
+        self.position: Position | None = None
+        self.ignition: bool | None = None
+        self.ignition_time: datetime | None = None
+        self.model: str | None = None
+
+    # --- folding ------------------------------------------------------------
+    def seen(self, when: datetime) -> None:
+        if self.last_seen is None or when > self.last_seen:
+            self.last_seen = when
+
+    def set_online(self, online: bool, seq: int) -> None:
+        if seq >= self.online_seq:
+            self.online, self.online_seq = online, seq
+
+    def set_protocol(self, protocol: str, seq: int) -> None:
+        if seq >= self.protocol_seq:
+            self.protocol, self.protocol_seq = protocol, seq
+
+    def add(self, event: Any, seq: int) -> None:
+        """Fold one event delivered as number ``seq`` (increasing in delivery order)."""
+        if isinstance(event, Position):
+            self._add_position(event, seq)
+        elif isinstance(event, Heartbeat):
+            self.seen(event.server_time)
+            self.set_online(True, seq)
+        elif isinstance(event, DeviceConnected):
+            self.seen(event.server_time)
+            self.set_online(True, seq)
+            self.set_protocol(event.protocol, seq)
+        elif isinstance(event, DeviceDisconnected):
+            self.set_online(False, seq)
+
+    def _add_position(self, position: Position, seq: int) -> None:
+        self.seen(position.server_time)
+        self.set_protocol(position.protocol, seq)
+        if not position.buffered:
+            # A replayed (+BUFF) report says nothing about the link now.
+            self.set_online(True, seq)
+        if position.valid and position.has_coordinates:
+            if self.position is None or position.device_time >= self.position.device_time:
+                self.position = position
+        if position.ignition is not None:
+            if self.ignition_time is None or position.device_time >= self.ignition_time:
+                self.ignition, self.ignition_time = position.ignition, position.device_time
+        if self.model is None:
+            for key in MODEL_ATTRIBUTES:
+                value = position.attributes.get(key)
+                if isinstance(value, str) and value.strip():
+                    self.model = value.strip()
+                    break
+
+    def merge(self, later: "VehicleDelta") -> None:
+        """Fold a delta gathered after this one (a write that failed is retried with what came since)."""
+        if later.last_seen is not None:
+            self.seen(later.last_seen)
+        if later.online is not None:
+            self.set_online(later.online, later.online_seq)
+        if later.protocol is not None:
+            self.set_protocol(later.protocol, later.protocol_seq)
+        if later.position is not None:
+            if self.position is None or later.position.device_time >= self.position.device_time:
+                self.position = later.position
+        if later.ignition is not None:
+            if self.ignition_time is None or later.ignition_time >= self.ignition_time:  # type: ignore[operator]
+                self.ignition, self.ignition_time = later.ignition, later.ignition_time
+        if self.model is None:
+            self.model = later.model
+
+    # --- writing --------------------------------------------------------------
+    def pipeline(self) -> list[dict[str, Any]]:
+        """The update pipeline (one ``$set`` stage) that applies this delta."""
+        fields: dict[str, Any] = {}
+        if self.last_seen is not None:
+            fields["lastSeen"] = {"$max": ["$lastSeen", self.last_seen]}
+        if self.online is not None:
+            fields["online"] = _literal(self.online)
+        if self.protocol is not None:
+            fields["protocol"] = _literal(self.protocol)
+        position = self.position
+        if position is not None:
+            newer = {"$lt": ["$dataDevice", position.device_time]}
+            values = {
+                "latitude": position.latitude,
+                "longitude": position.longitude,
+                "speed": position.speed,
+                "course": position.course,
+                "dataDevice": position.device_time,
+                "location": {"type": "Point", "coordinates": [position.longitude, position.latitude]},
+            }
+            for name, value in values.items():
+                fields[name] = {"$cond": [newer, _literal(value), f"${name}"]}
+        ignition_time = self.ignition_time
+        if self.ignition is not None and ignition_time is not None and (
+            position is None or ignition_time >= position.device_time
+        ):
+            # Not older than the stored fix (compared before this stage applies).
+            fields["ignicao"] = {"$cond": [{"$lte": ["$dataDevice", ignition_time]}, self.ignition, "$ignicao"]}
+        if self.model is not None:
+            empty = {"$eq": [{"$ifNull": ["$ds_modelo", ""]}, ""]}
+            fields["ds_modelo"] = {"$cond": [empty, _literal(self.model), "$ds_modelo"]}
+        return [{"$set": fields}] if fields else []
+
+    def update(self) -> UpdateOne | None:
+        """The upsert of this device's ``Veiculo`` document (``None`` when there is nothing to write)."""
+        pipeline = self.pipeline()
+        if not pipeline:
+            return None
+        return UpdateOne({"IMEI": self.imei}, pipeline, upsert=True)
+
+
+def fold(deltas: dict[str, VehicleDelta], event: Any, seq: int) -> None:
+    """Fold ``event`` into the delta of its device in ``deltas`` (created when missing)."""
+    imei = getattr(event, "imei", None)
+    if not imei or not isinstance(event, (Position, Heartbeat, DeviceConnected, DeviceDisconnected)):
+        return
+    delta = deltas.get(imei)
+    if delta is None:
+        delta = deltas[imei] = VehicleDelta(imei)
+    delta.add(event, seq)
+
+
+def touches_vehicle(event: Any) -> bool:
+    return isinstance(event, (Position, Heartbeat, DeviceConnected, DeviceDisconnected))

@@ -1,0 +1,148 @@
+"""The WebSocket feed: tokens and scopes, initial state, live updates of stored reports only, slow clients."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest_twisted
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.task import deferLater
+
+from waygps.config import TokenConfig, WebSocketConfig
+from waygps.events import DeviceConnected, Position
+from waygps.web.websocket import GpsFeedProtocol, find_token, message_for
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+IMEI = "862894020180553"
+OTHER = "356307042441013"
+
+
+def position(imei: str = IMEI, lat: float = -17.72, key: str = "k1") -> Position:
+    return Position(imei=imei, protocol="test", device_time=NOW, server_time=NOW, event="GTFRI", key=key,
+                    valid=True, latitude=lat, longitude=-63.1, speed=20.0, course=147.0, altitude=329.7,
+                    ignition=True, attributes={"battery_percent": 88})
+
+
+class Client(WebSocketClientProtocol):
+    def onOpen(self) -> None:
+        self.factory.opened.callback(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.messages.put(json.loads(payload))
+
+    def onClose(self, wasClean: bool, code: Any, reason: Any) -> None:
+        if not self.factory.opened.called:
+            self.factory.opened.errback(ConnectionError(f"closed: {code} {reason}"))
+        self.factory.closed.callback(reason)
+
+
+def connect(port: int, query: str = "", headers: dict | None = None) -> WebSocketClientFactory:
+    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/ws/gps/{query}", headers=headers or {})
+    factory.protocol = Client
+    factory.opened = Deferred()
+    factory.closed = Deferred()
+    factory.messages = DeferredQueue()
+    connectWS(factory)
+    return factory
+
+
+def tokens() -> dict:
+    return {"tokens": [{"token": "all-secret", "devices": "*"}, {"token": "one-secret", "devices": [IMEI]}]}
+
+
+@pytest_twisted.inlineCallbacks
+def test_refused_without_a_valid_token(start_server: Any) -> None:
+    server = yield start_server(websocket=tokens())
+    for query, headers in (("", None), ("?token=wrong", None)):
+        client = connect(server.web_port, query, headers)
+        try:
+            yield client.opened
+        except ConnectionError:
+            pass
+        else:
+            raise AssertionError(f"connection with {query!r} should be refused")
+
+
+@pytest_twisted.inlineCallbacks
+def test_initial_state_and_live_updates_in_scope(start_server: Any) -> None:
+    server = yield start_server(websocket=tokens())
+    vehicles = server.store.collection("vehicles")
+    yield vehicles.insert_one({"IMEI": IMEI, "ds_placa": "ABC1D23", "online": False})
+    yield vehicles.insert_one({"IMEI": OTHER, "ds_placa": "XYZ9Z99", "online": False})
+
+    everyone = connect(server.web_port, "?token=all-secret")
+    scoped = connect(server.web_port, headers={"Authorization": "Bearer one-secret"})
+    yield everyone.opened
+    yield scoped.opened
+    state = yield everyone.messages.get()
+    assert state["type"] == "initial_state"
+    assert {m["mobile_id"] for m in state["mobiles"]} == {IMEI, OTHER}
+    state = yield scoped.messages.get()
+    assert [m["mobile_id"] for m in state["mobiles"]] == [IMEI]
+    assert state["mobiles"][0]["patente"] == "ABC1D23"
+
+    yield server.persistence.deliver([position(OTHER, key="o1")])
+    yield server.persistence.deliver([position(IMEI, key="i1")])
+    first = yield everyone.messages.get()
+    second = yield everyone.messages.get()
+    assert [first["mobile_id"], second["mobile_id"]] == [OTHER, IMEI]
+    update = yield scoped.messages.get()
+    assert update["type"] == "gps_update" and update["mobile_id"] == IMEI
+    assert update["data"]["latitud"] == -17.72 and update["data"]["bateria"] == 88
+    assert update["data"]["fecha_gps"] == "2026-11-25T12:00:00Z"
+    stored = yield server.store.collection("positions").find_one({"IMEI": IMEI})
+    assert stored is not None
+
+    scoped.messages.pending.clear()
+    scoped_protocol = yield scoped.opened
+    scoped_protocol.sendMessage(json.dumps({"type": "subscribe_mobile", "mobile_id": OTHER}).encode())
+    error = yield scoped.messages.get()
+    assert error["type"] == "error" and OTHER in error["message"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_subscription_narrows_the_feed(start_server: Any) -> None:
+    server = yield start_server(websocket=tokens())
+    client = connect(server.web_port, "?token=all-secret")
+    protocol = yield client.opened
+    yield client.messages.get()  # initial_state
+    protocol.sendMessage(json.dumps({"type": "subscribe_mobile", "mobile_id": OTHER}).encode())
+    yield deferLater(reactor, 0.2, lambda: None)
+    yield server.persistence.deliver([position(IMEI, key="a")])
+    yield server.persistence.deliver([position(OTHER, key="b")])
+    update = yield client.messages.get()
+    assert update["mobile_id"] == OTHER
+    assert not client.messages.pending
+
+
+def test_slow_client_gets_the_latest_update_per_device() -> None:
+    sent: list[dict] = []
+    protocol = GpsFeedProtocol()
+    protocol.factory = type("F", (), {"config": WebSocketConfig(max_queue=2)})()
+    protocol.send = sent.append  # type: ignore[method-assign]
+    protocol.scope = TokenConfig(token_sha256="0" * 64, devices=None)
+    protocol.paused = True
+    for n in range(1000):
+        imei, message = message_for(position(IMEI if n % 2 else OTHER, lat=-10 - n / 1000, key=str(n)))
+        protocol.offer(imei, message)
+    for n in range(5):
+        protocol.offer(IMEI, {"type": "mobile_status", "mobile_id": IMEI, "status": str(n)})
+    assert len(protocol.latest) == 2 and len(protocol.backlog) == 2 and protocol.dropped == 3
+    protocol.paused = False
+    protocol.drain()
+    assert [m["type"] for m in sent] == ["mobile_status", "mobile_status", "gps_update", "gps_update"]
+    assert {m["data"]["latitud"] for m in sent[2:]} == {-10.998, -10.999}
+
+
+def test_tokens_compare_by_digest() -> None:
+    import hashlib
+
+    scope = TokenConfig(token_sha256=hashlib.sha256(b"abc").hexdigest(), devices=frozenset({IMEI}))
+    assert find_token([scope], "abc") is scope
+    assert find_token([scope], "abd") is None
+    assert message_for(DeviceConnected(imei=IMEI, protocol="gv50", server_time=NOW, peer="x", transport="tcp",
+                                       listener="l"))[1]["status"] == "conectado"

@@ -1,0 +1,1 @@
+from waygps.drivers.generic.driver import driver

@@ -1,0 +1,1 @@
+from waygps.drivers.gv50.driver import driver  # noqa: F401

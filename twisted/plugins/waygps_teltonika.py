@@ -1,0 +1,1 @@
+from waygps.drivers.teltonika.driver import driver
