@@ -116,6 +116,7 @@ class DeviceConnected:
     peer: str
     transport: str
     listener: str
+    instance: str = ""
 
 
 @frozen(kw_only=True)
@@ -126,6 +127,7 @@ class DeviceDisconnected:
     peer: str
     reason: str
     listener: str
+    instance: str = ""
 
 
 @frozen(kw_only=True)

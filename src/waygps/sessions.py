@@ -36,8 +36,9 @@ log = Logger(namespace="waygps.sessions")
 
 REPLACED = "replaced by a newer connection"
 
-# Set on DeviceConnected when the core event has the field (see ``_connected``).
-_HAS_INSTANCE = "instance" in attrs.fields_dict(DeviceConnected)
+# ``instance`` is set on the session events when the core events have that field, so that
+# the persistence service can write ``Veiculo.instance`` (used by ``reset_stale``).
+_INSTANCE_FIELD = {kind: "instance" in attrs.fields_dict(kind) for kind in (DeviceConnected, DeviceDisconnected)}
 
 
 def _utc(seconds: float) -> datetime:
@@ -178,7 +179,9 @@ class SessionRegistry(Service):
             log.info("{driver} {imei} {peer}: online on {listener} ({transport})", driver=connection.protocol,
                      imei=imei, peer=connection.peer, listener=connection.listener,
                      transport=connection.transport_name)
-        self._emit(self._connected(connection, now))
+        self._emit(self._event(DeviceConnected, imei=imei, protocol=connection.protocol, server_time=now,
+                               peer=connection.peer, transport=connection.transport_name,
+                               listener=connection.listener))
 
     def detach(self, connection: IDeviceConnection, reason: str) -> None:
         imei = connection.imei
@@ -192,9 +195,9 @@ class SessionRegistry(Service):
         metrics.DEVICES_ONLINE.set(len(self._current))
         log.info("{driver} {imei} {peer}: offline ({why})", driver=connection.protocol, imei=imei,
                  peer=connection.peer, why=reason)
-        self._emit(DeviceDisconnected(imei=imei, protocol=connection.protocol,
-                                      server_time=_utc(self.reactor.seconds()), peer=connection.peer,
-                                      reason=reason, listener=connection.listener))
+        self._emit(self._event(DeviceDisconnected, imei=imei, protocol=connection.protocol,
+                               server_time=_utc(self.reactor.seconds()), peer=connection.peer,
+                               reason=reason, listener=connection.listener))
         if not self._current and self._drained:
             waiters, self._drained = self._drained, []
             for waiter in waiters:
@@ -227,13 +230,10 @@ class SessionRegistry(Service):
         return self._since.get(imei)
 
     # --- events ----------------------------------------------------------------
-    def _connected(self, connection: IDeviceConnection, now: datetime) -> DeviceConnected:
-        values: dict[str, Any] = dict(imei=connection.imei, protocol=connection.protocol, server_time=now,
-                                      peer=connection.peer, transport=connection.transport_name,
-                                      listener=connection.listener)
-        if _HAS_INSTANCE:
+    def _event(self, kind: type, **values: Any) -> Any:
+        if _INSTANCE_FIELD[kind]:
             values["instance"] = self.instance_id
-        return DeviceConnected(**values)
+        return kind(**values)
 
     def _emit(self, event: DeviceConnected | DeviceDisconnected) -> None:
         self.publisher.publish(event)

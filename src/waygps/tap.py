@@ -45,12 +45,14 @@ class WayGPSServiceMaker:
             sys.stderr.write(f"waygps: configuration error: {e}\n")
             sys.stderr.flush()
             raise SystemExit(2) from None
+        service = build_service(config, drivers, exit_on_failure=True)
         log_format = options["log-format"] or config.logging.format
-        if log_format == "json":
-            from waygps.logs import start_json_logging
+        if log_format == "json" or config.logging.level != "info":
+            # Replaces twistd's own observer; plain text at level info keeps twistd's (and --logfile).
+            from waygps.logs import observed, observer
 
-            start_json_logging()
-        return build_service(config, drivers, exit_on_failure=True)
+            return observed(service, observer(log_format, config.logging.level))
+        return service
 
 
 serviceMaker = WayGPSServiceMaker()

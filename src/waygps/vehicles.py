@@ -11,7 +11,9 @@ server against the stored document, not by this process:
 * ``ignicao``: from the newest report that states it, when that report is not
   older than the stored ``dataDevice``;
 * ``lastSeen``: the later of the stored value and the newest frame;
-* ``online`` / ``protocol``: the value of the last event in delivery order,
+* ``online`` / ``protocol`` / ``instance`` (the WayGPS instance holding the
+  connection, when ``DeviceConnected`` carries one): the value of the last
+  event in delivery order,
   decided by a sequence number (``seq``) because position reports are folded
   only after they are stored, which may be after a later session event;
 * ``ds_modelo``: only when the stored one is missing or empty.
@@ -40,8 +42,8 @@ def _literal(value: Any) -> Any:
 class VehicleDelta:
     """What is known about one device since its last ``Veiculo`` write."""
 
-    __slots__ = ("imei", "last_seen", "online", "online_seq", "protocol", "protocol_seq", "position",
-                 "ignition", "ignition_time", "model")
+    __slots__ = ("imei", "last_seen", "online", "online_seq", "protocol", "protocol_seq", "instance",
+                 "position", "ignition", "ignition_time", "model")
 
     def __init__(self, imei: str) -> None:
         self.imei = imei
@@ -50,6 +52,7 @@ class VehicleDelta:
         self.online_seq = -1
         self.protocol: str | None = None
         self.protocol_seq = -1
+        self.instance: str | None = None
         self.position: Position | None = None
         self.ignition: bool | None = None
         self.ignition_time: datetime | None = None
@@ -64,9 +67,12 @@ class VehicleDelta:
         if seq >= self.online_seq:
             self.online, self.online_seq = online, seq
 
-    def set_protocol(self, protocol: str, seq: int) -> None:
+    def set_protocol(self, protocol: str, seq: int, instance: str | None = None) -> None:
+        """Protocol (and instance) of the connection of the event numbered ``seq``."""
         if seq >= self.protocol_seq:
             self.protocol, self.protocol_seq = protocol, seq
+            if instance:
+                self.instance = instance
 
     def add(self, event: Any, seq: int) -> None:
         """Fold one event delivered as number ``seq`` (increasing in delivery order)."""
@@ -78,7 +84,7 @@ class VehicleDelta:
         elif isinstance(event, DeviceConnected):
             self.seen(event.server_time)
             self.set_online(True, seq)
-            self.set_protocol(event.protocol, seq)
+            self.set_protocol(event.protocol, seq, getattr(event, "instance", None))
         elif isinstance(event, DeviceDisconnected):
             self.set_online(False, seq)
 
@@ -108,7 +114,7 @@ class VehicleDelta:
         if later.online is not None:
             self.set_online(later.online, later.online_seq)
         if later.protocol is not None:
-            self.set_protocol(later.protocol, later.protocol_seq)
+            self.set_protocol(later.protocol, later.protocol_seq, later.instance)
         if later.position is not None:
             if self.position is None or later.position.device_time >= self.position.device_time:
                 self.position = later.position
@@ -128,6 +134,8 @@ class VehicleDelta:
             fields["online"] = _literal(self.online)
         if self.protocol is not None:
             fields["protocol"] = _literal(self.protocol)
+        if self.instance is not None:
+            fields["instance"] = _literal(self.instance)
         position = self.position
         if position is not None:
             newer = {"$lt": ["$dataDevice", position.device_time]}

@@ -360,7 +360,7 @@ def test_unsupported_command_fails_with_the_reason(harness):
     yield harness.settle()
     doc = harness.only_command(IMEI)
     assert doc["status"] == "failed"
-    assert doc["error"] == "not supported by the gv50 driver: set_apn is not available on this device"
+    assert doc["error"] == "not written: not supported by the gv50 driver: set_apn is not available on this device"
 
 
 @pytest_twisted.inlineCallbacks
@@ -434,3 +434,25 @@ def test_status_events_reach_subscribers(harness):
     harness.ack(IMEI, serial=device.sent[0].serial, command_type="GTRTO")
     yield harness.settle()
     assert harness.statuses() == [("reboot", "sent"), ("reboot", "confirmed")]
+
+
+@pytest_twisted.inlineCallbacks
+def test_intents_are_read_page_by_page(harness, monkeypatch):
+    from waygps.commands import service as service_module
+
+    monkeypatch.setattr(service_module, "IMEI_CHUNK", 2)
+    imeis = [f"86289402018{n:04d}" for n in range(5)]
+    for imei in imeis:
+        harness.vehicle(imei, bloqueado=False, comandoBloqueo=True)
+    yield harness.start()
+    assert sorted(d["IMEI"] for d in harness.commands.find({"type": "block", "status": "pending"})) == imeis
+
+
+@pytest_twisted.inlineCallbacks
+def test_indexes_coexist_with_the_same_keys_under_other_names(harness):
+    harness.commands.create_index([("status", 1), ("sentAt", 1)], name="operators_own_name")
+    yield harness.start()
+    names = harness.commands.index_information()
+    assert "operators_own_name" in names and "status_1_sentAt_1" not in names
+    unique = names["IMEI_1_intentOpen_1"]
+    assert unique["unique"] and unique["partialFilterExpression"] == {"intentOpen": {"$exists": True}}

@@ -51,7 +51,8 @@ class FakeStreamCodec:
                 self.imei = fields[1]
                 actions.append(Identified(fields[1], accept=b"OK\n", reject=b"NO\n"))
             elif fields[0] == "POS" and len(fields) == 2 and self.imei:
-                actions.append(Store([position(self.imei, fields[1], now)], ack=b"ACK," + fields[1].encode() + b"\n"))
+                ack = b"ACK," + fields[1].encode() + b"\n"
+                actions.append(Store([position(self.imei, fields[1], now)], ack=ack))
             elif fields[0] == "HB" and self.imei:
                 actions.append(Send(b"HB\n"))
                 actions.append(Store([Heartbeat(imei=self.imei, protocol="fake", server_time=now)]))

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 from twisted.internet.testing import StringTransport
 
-from sessions_fakes import DRIVER, FakeCollection, FakeConnection, FakeSink, FakeStore, clock, context, registry, sample
+from sessions_fakes import (
+    DRIVER,
+    FakeCollection,
+    FakeConnection,
+    FakeSink,
+    FakeStore,
+    clock,
+    context,
+    registry,
+    sample,
+)
 from waygps.events import DeviceConnected, DeviceDisconnected, Position
 
 IMEI = "862894020180553"
@@ -98,8 +108,6 @@ def test_stopping_the_udp_listener_takes_its_devices_offline() -> None:
     assert {e.imei for e in sink.of(DeviceDisconnected)} == {IMEI, OTHER}
 
 
-@pytest.mark.xfail(strict=True, reason="base.py bug: a Store without identification is counted but not "
-                                      "logged in DeviceDatagramProtocol._carry_out")
 def test_an_unidentified_udp_report_is_logged() -> None:
     from twisted.logger import globalLogPublisher
 

@@ -1,4 +1,4 @@
-"""--log-format json: one JSON object per line with the device fields as keys; level filtering; twistd wiring."""
+"""--log-format json: one JSON object per line, device fields as keys; level filtering; twistd wiring."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def test_a_failure_carries_its_traceback() -> None:
 def test_fields_named_like_the_record_keys_are_kept_apart() -> None:
     stream = io.StringIO()
     JsonLineObserver(stream)({"log_format": "{namespace} level {level}", "log_level": LogLevel.info,
-                              "log_namespace": "waygps.device", "log_time": 0.0, "namespace": "fleet", "level": 3})
+                              "log_namespace": "waygps.device", "log_time": 0.0,
+                              "namespace": "fleet", "level": 3})
     record = json.loads(stream.getvalue())
     assert record["namespace_"] == "fleet" and record["level_"] == 3
     assert (record["namespace"], record["level"]) == ("waygps.device", "info")

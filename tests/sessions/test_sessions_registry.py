@@ -298,3 +298,16 @@ def test_last_seen_follows_the_reactor_clock(seconds: float) -> None:
     sessions.attach(FakeConnection(IMEI))
     assert sessions.online_since(IMEI) == utc(reactor.seconds())
     assert sessions.online_since(IMEI) - utc(reactor.seconds() - seconds) == timedelta(seconds=seconds)
+
+
+def test_session_events_name_this_instance() -> None:
+    import attrs
+
+    if "instance" not in attrs.fields_dict(DeviceConnected):
+        pytest.skip("events.DeviceConnected has no `instance` field yet (core change requested from the lead)")
+    sink = FakeSink()
+    sessions = registry(sink=sink)
+    conn = FakeConnection(IMEI)
+    sessions.attach(conn)
+    sessions.detach(conn, "idle")
+    assert [getattr(e, "instance", None) for e in sink.events] == ["test-instance"] * 2

@@ -51,7 +51,8 @@ def args(**values: Any) -> argparse.Namespace:
 
 @pytest_twisted.inlineCallbacks
 def test_status_prints_a_summary_of_a_running_site(capsys: Any) -> None:
-    port = reactor.listenTCP(0, build_site([], reactor=reactor, registry=fleet_registry()), interface="127.0.0.1")
+    site = build_site([], reactor=reactor, registry=fleet_registry())
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
     number = port.getHost().port
     config = Config(websocket=WebSocketConfig(host="0.0.0.0", port=number))
     try:
@@ -106,7 +107,8 @@ def test_status_refuses_a_page_that_is_not_waygps(capsys: Any) -> None:
     Gauge("something_else", "", registry=other).set(1)
     port = reactor.listenTCP(0, build_site([], reactor=reactor, registry=other), interface="127.0.0.1")
     try:
-        code = yield threads.deferToThread(status.run, args(url=f"http://127.0.0.1:{port.getHost().port}/"), None)
+        url = f"http://127.0.0.1:{port.getHost().port}/"
+        code = yield threads.deferToThread(status.run, args(url=url), None)
     finally:
         yield port.stopListening()
     assert code == 1
@@ -134,3 +136,17 @@ def test_summary_shows_paused_reads_and_lifetime_latency_without_recent_gauges()
     assert "store                5.0 ms mean batch (since start), queue 0, 0 failed batches, " \
            "DEVICE READS PAUSED (queue full)" in lines
     assert "reports              rate unknown, 0 stored since start" in lines
+
+
+def test_the_port_comes_from_the_configuration_file(tmp_path: Any) -> None:
+    path = tmp_path / "waygps.toml"
+    path.write_text('[websocket]\nport = 8123\nhost = "10.1.2.3"\n')
+    config = status._config(args(config=path), None)
+    assert status.metrics_url(None, config) == "http://10.1.2.3:8123/metrics"
+
+
+def test_a_broken_configuration_file_exits_2(tmp_path: Any, capsys: Any) -> None:
+    path = tmp_path / "waygps.toml"
+    path.write_text("[websocket\n")
+    assert status.run(args(config=path), None) == 2
+    assert "configuration error" in capsys.readouterr().err

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
-
 import pytest
 import pytest_twisted
 from twisted.internet import reactor

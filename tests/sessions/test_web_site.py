@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import pytest_twisted
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +19,9 @@ from waygps.web.health import Check, listening_check
 from waygps.web.site import build_site, mount
 
 IMEI = "862894020180553"
+
+# Twisted's Agent warns about its own transport in readBody; nothing of ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
 
 
 def serve(checks: list, extra: dict | None = None, **kw: Any) -> Deferred:
@@ -119,7 +123,8 @@ def test_listening_check_follows_a_real_port() -> None:
     try:
         response, body = yield get(port, "/health")
         assert response.code == 200
-        assert json.loads(body)["checks"][0]["detail"] == f"listening on 127.0.0.1:{held['port'].getHost().port}"
+        number = held["port"].getHost().port
+        assert json.loads(body)["checks"][0]["detail"] == f"listening on 127.0.0.1:{number}"
         yield held["port"].stopListening()
         held["port"] = None
         response, body = yield get(port, "/health")
@@ -153,8 +158,6 @@ def test_extra_resources_share_the_port_at_nested_paths() -> None:
 
 
 def test_mount_refuses_the_root_and_a_second_resource_at_one_path() -> None:
-    import pytest
-
     root = Resource()
     mount(root, "/a/b", Leaf())
     with pytest.raises(ValueError):

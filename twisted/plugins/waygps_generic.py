@@ -1,1 +1,1 @@
-from waygps.drivers.generic.driver import driver
+from waygps.drivers.generic.driver import driver  # noqa: F401

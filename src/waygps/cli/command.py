@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     send.add_argument("arguments", metavar="ARG", nargs="*", help="the command's arguments")
     send.add_argument("--expires-hours", type=float, default=None, metavar="H",
                       help="give up if not delivered within H hours (default: [commands] expiry_hours)")
+    send.add_argument("--device-password", default="", metavar="PW",
+                      help="the device's own command password, when it differs from the listener's")
     send.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                       help="wait up to SECONDS for the outcome, printing each status change; exit 0 only "
                            "when confirmed")
@@ -230,6 +232,13 @@ def print_detail(doc: Mapping[str, Any], out: Any) -> None:
 def prepare_send(args: argparse.Namespace, config: Any) -> tuple[str, str, dict[str, Any], float]:
     imei = check_imei(args.imei)
     command_type, params = parse_command(args.what, args.arguments)
+    if args.device_password:
+        from waygps.commands.record import InvalidCommand, normalize
+
+        try:
+            params = normalize(command_type, {**params, "device_password": args.device_password})
+        except InvalidCommand as e:
+            raise UsageError(str(e)) from None
     expiry = config.commands.expiry_hours if args.expires_hours is None else args.expires_hours
     if expiry <= 0:
         raise UsageError("--expires-hours must be greater than zero")

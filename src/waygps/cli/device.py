@@ -51,7 +51,8 @@ def luhn_ok(digits: str) -> bool:
 def check_imei(imei: str) -> tuple[str | None, str | None]:
     """(error, warning) for a device id given on the command line."""
     if not DEVICE_ID.fullmatch(imei):
-        return f"not a device id: {imei!r} (expected a 15-digit IMEI, or letters, digits, _ . - up to 40)", None
+        expected = "a 15-digit IMEI, or letters, digits, _ . - up to 40"
+        return f"not a device id: {imei!r} (expected {expected})", None
     if imei.isdigit() and len(imei) == 15 and not luhn_ok(imei):
         return None, f"{imei}: the IMEI check digit does not match (registered anyway; check for a typo)"
     if imei.isdigit() and len(imei) != 15:

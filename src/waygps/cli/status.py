@@ -8,6 +8,7 @@ so one scrape is enough and the command answers at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -23,9 +24,14 @@ _ANY_ADDRESS = {"", "0.0.0.0", "::", "[::]"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="the server's metrics URL (default: http://127.0.0.1:<websocket port>/metrics "
-                                      "from the configuration)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the server (default 5)")
+    parser.add_argument("--url", help="the server's metrics URL (default: http://127.0.0.1:<websocket port>"
+                                      "/metrics, the port from the configuration, else 8000)")
+    if not any("--config" in action.option_strings for action in parser._actions):
+        parser.add_argument("-c", "--config", default=os.environ.get("WAYGPS_CONFIG"),
+                            help="configuration file, read for the HTTP port "
+                                 "(default: $WAYGPS_CONFIG; optional)")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds to wait for the server (default 5)")
 
 
 def metrics_url(url: str | None, config: Any) -> str:
@@ -97,13 +103,15 @@ def summary(samples: Samples, url: str) -> list[str]:
     row("refused",
         _number(refused) + _breakdown(_by(samples, "waygps_connections_refused_total", "listener", "reason")))
     if "waygps_store_batch_seconds_recent" in samples:
-        latency = f"{_total(samples, 'waygps_store_batch_seconds_recent') * 1000:.1f} ms mean batch (last minute)"
+        recent = _total(samples, "waygps_store_batch_seconds_recent")
+        latency = f"{recent * 1000:.1f} ms mean batch (last minute)"
     else:
         count = _total(samples, "waygps_store_batch_seconds_count")
         mean = _total(samples, "waygps_store_batch_seconds_sum") / count if count else 0.0
         latency = f"{mean * 1000:.1f} ms mean batch (since start)"
     queue = _number(_total(samples, "waygps_store_queue_depth"))
-    store = f"{latency}, queue {queue}, {_number(_total(samples, 'waygps_store_failures_total'))} failed batches"
+    failed = _number(_total(samples, "waygps_store_failures_total"))
+    store = f"{latency}, queue {queue}, {failed} failed batches"
     if _total(samples, "waygps_store_backpressure"):
         store += ", DEVICE READS PAUSED (queue full)"
     row("store", store)
@@ -118,7 +126,24 @@ def fetch(url: str, timeout: float) -> str:
         return response.read().decode("utf-8")
 
 
+def _config(args: argparse.Namespace, config: Any) -> Any:
+    """The configuration given by the caller, else the one named by ``-c`` / ``$WAYGPS_CONFIG``, if any."""
+    path = getattr(args, "config", None)
+    if config is not None or getattr(args, "url", None) or not path:
+        return config
+    from waygps.config import load
+
+    return load(path)
+
+
 def run(args: argparse.Namespace, config: Any) -> int:
+    from waygps.config import ConfigError
+
+    try:
+        config = _config(args, config)
+    except ConfigError as error:
+        print(f"waygps status: configuration error: {error}", file=sys.stderr)
+        return 2
     url = metrics_url(getattr(args, "url", None), config)
     try:
         text = fetch(url, getattr(args, "timeout", 5.0))

@@ -13,8 +13,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from bson import ObjectId
 from pymongo.collection import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
 from txmongo import filter as qf
 
 from waygps.commands.record import FINAL, OPEN, PENDING, SENT, push_history
@@ -22,6 +23,11 @@ from waygps.commands.record import FINAL, OPEN, PENDING, SENT, push_history
 OLDEST_FIRST = qf.sort(qf.ASCENDING("createdAt") + qf.ASCENDING("_id"))
 NEWEST_FIRST = qf.sort(qf.DESCENDING("createdAt") + qf.DESCENDING("_id"))
 SENT_FIRST = qf.sort(qf.ASCENDING("sentAt") + qf.ASCENDING("_id"))
+
+log = Logger(namespace="waygps.commands")
+
+# IndexOptionsConflict, IndexKeySpecsConflict: the same key already indexed under another name/options.
+INDEX_CONFLICTS = (85, 86)
 
 # Bounds on what one query brings into memory.
 BATCH = 500
@@ -57,17 +63,26 @@ class CommandQueue:
     # --- setup -------------------------------------------------------------
     @inlineCallbacks
     def ensure_indexes(self) -> Any:
-        c = self.commands
-        yield c.create_index(qf.sort(qf.ASCENDING("IMEI") + qf.ASCENDING("status") + qf.ASCENDING("createdAt")),
-                             name="imei_status_created")
-        yield c.create_index(qf.sort(qf.ASCENDING("status") + qf.ASCENDING("expiresAt")), name="status_expires")
-        yield c.create_index(qf.sort(qf.ASCENDING("status") + qf.ASCENDING("sentAt")), name="status_sent")
-        # At most one open command per device and intent field, across instances.
-        yield c.create_index(qf.sort(qf.ASCENDING("IMEI") + qf.ASCENDING("intentOpen")), name="one_open_intent",
-                             unique=True, partialFilterExpression={"intentOpen": {"$exists": True}})
-        v = self.vehicles
-        yield v.create_index(qf.sort(qf.ASCENDING("comandoBloqueo")), name="intent_comandoBloqueo", sparse=True)
-        yield v.create_index(qf.sort(qf.ASCENDING("comandoTrocarIP")), name="intent_comandoTrocarIP", sparse=True)
+        """The queue's indexes, under MongoDB's default names (the persistence service creates
+        the first two as well; an equal index under another name is left alone)."""
+        specs = [
+            (self.commands, (("IMEI", 1), ("status", 1), ("createdAt", 1)), {}),
+            (self.commands, (("status", 1), ("expiresAt", 1)), {}),
+            (self.commands, (("status", 1), ("sentAt", 1)), {}),
+            # At most one open command per device and intent field, across instances.
+            (self.commands, (("IMEI", 1), ("intentOpen", 1)),
+             {"unique": True, "partialFilterExpression": {"intentOpen": {"$exists": True}}}),
+            (self.vehicles, (("comandoBloqueo", 1),), {"sparse": True}),
+            (self.vehicles, (("comandoTrocarIP", 1),), {"sparse": True}),
+        ]
+        for collection, key, options in specs:
+            try:
+                yield collection.create_index(qf.sort(list(key)), **options)
+            except OperationFailure as e:
+                if e.code not in INDEX_CONFLICTS:
+                    raise
+                log.info("commands: index {key} on {collection} exists in another form; kept ({error})",
+                         key=dict(key), collection=collection.name, error=e)
 
     # --- reads -------------------------------------------------------------
     @inlineCallbacks
@@ -135,7 +150,7 @@ class CommandQueue:
     @inlineCallbacks
     def unqueued(self, limit: int = BATCH) -> Any:
         """Documents operators inserted without ``status`` or ``expiresAt``."""
-        docs = yield self.commands.find({"$or": [{"status": {"$exists": False}},
+        docs = yield self.commands.find({"$or": [{"status": None},
                                                  {"status": PENDING, "expiresAt": {"$exists": False}}]},
                                         limit=limit)
         return [aware(d) for d in docs]
@@ -192,12 +207,13 @@ class CommandQueue:
         return aware(doc) if doc else None
 
     @inlineCallbacks
-    def claim(self, doc: Mapping[str, Any], now: datetime, instance: str, serial: str, peer: str,
-              listener: str, reason: str) -> Any:
+    def claim(self, doc: Mapping[str, Any], now: datetime, instance: str, serial: str, connection: Any,
+              reason: str) -> Any:
         """``pending -> sent`` for this instance, counting the attempt; ``None`` if someone else moved it."""
         update = {
             "$set": {"status": SENT, "updatedAt": now, "sentAt": now, "serial": serial, "instance": instance,
-                     "peer": peer, "listener": listener, "error": None},
+                     "protocol": connection.protocol, "peer": connection.peer, "listener": connection.listener,
+                     "error": None},
             "$inc": {"attempts": 1},
             "$push": {**push_history(SENT, now, reason), "serials": serial},
             "$unset": {"waiting": "", "waitingFor": ""},
@@ -228,7 +244,7 @@ class CommandQueue:
             if name not in doc:
                 fields[name] = value
         return self.commands.find_one_and_update(
-            {"_id": doc["_id"], "$or": [{"status": {"$exists": False}}, {"status": PENDING}]},
+            {"_id": doc["_id"], "$or": [{"status": None}, {"status": PENDING}]},
             {"$set": fields, "$push": push_history(PENDING, now, reason)},
             return_document=ReturnDocument.AFTER,
         ).addCallback(lambda d: aware(d) if d else None)
@@ -244,11 +260,14 @@ class CommandQueue:
         return aware(doc) if doc else None
 
     @inlineCallbacks
-    def vehicles_with_intents(self, limit: int = BATCH) -> Any:
+    def vehicles_with_intents(self, after: Any = None, limit: int = BATCH) -> Any:
+        """One page (by ``_id``, after ``after``) of the vehicles whose intent fields are set."""
+        query: dict[str, Any] = {"$or": [{"comandoBloqueo": {"$ne": None}}, {"comandoTrocarIP": {"$ne": None}}]}
+        if after is not None:
+            query = {"$and": [query, {"_id": {"$gt": after}}]}
         docs = yield self.vehicles.find(
-            {"$or": [{"comandoBloqueo": {"$ne": None}}, {"comandoTrocarIP": {"$ne": None}}]},
-            projection={"IMEI": 1, "comandoBloqueo": 1, "comandoTrocarIP": 1, "bloqueado": 1},
-            limit=limit)
+            query, projection={"IMEI": 1, "comandoBloqueo": 1, "comandoTrocarIP": 1, "bloqueado": 1},
+            limit=limit, sort=qf.sort(qf.ASCENDING("_id")))
         return [aware(d) for d in docs]
 
     def set_blocked(self, imei: str, blocked: bool) -> Deferred:

@@ -31,6 +31,7 @@ INTENT_FIELDS = (BLOCK_INTENT, SERVER_INTENT)
 HISTORY_LIMIT = 50
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,253}$")
+_PASSWORD = re.compile(r"^[A-Za-z0-9]{1,16}$")
 
 
 class InvalidCommand(ValueError):
@@ -60,7 +61,21 @@ def _text(params: Mapping[str, Any], key: str, required: bool) -> str:
 
 
 def normalize(command_type: Any, params: Any) -> dict[str, Any]:
-    """Checked, normalised parameters for ``command_type``; raises :class:`InvalidCommand`."""
+    """Checked, normalised parameters for ``command_type``; raises :class:`InvalidCommand`.
+
+    Keys other than the type's own are dropped, except ``device_password`` (any
+    type: the device's own command password, for drivers that use one).
+    """
+    checked = _normalize(command_type, params)
+    secret = params.get("device_password") if isinstance(params, Mapping) else None
+    if secret not in (None, ""):
+        if not isinstance(secret, str) or not _PASSWORD.match(secret):
+            raise InvalidCommand("params.device_password must be 1-16 letters or digits")
+        checked["device_password"] = secret
+    return checked
+
+
+def _normalize(command_type: Any, params: Any) -> dict[str, Any]:
     if command_type not in COMMAND_TYPES:
         known = ", ".join(sorted(COMMAND_TYPES))
         raise InvalidCommand(f"unknown command type {command_type!r} (known: {known})")

@@ -374,8 +374,7 @@ class CommandService(Service):
         attempt = int(doc.get("attempts") or 0) + 1
         reason = (f"written to {connection.protocol} {connection.transport_name} connection {connection.peer} "
                   f"(attempt {attempt} of {self.config.max_attempts}, serial {serial})")
-        claimed = yield self.queue.claim(doc, self._now(), self.instance_id, serial, connection.peer,
-                                         connection.listener, reason)
+        claimed = yield self.queue.claim(doc, self._now(), self.instance_id, serial, connection, reason)
         if claimed is None:
             return  # another instance, or an expiry, moved it first
         if self.sessions.get(imei) is not connection:
@@ -390,12 +389,14 @@ class CommandService(Service):
         try:
             data = connection.send_command(command)
         except UnsupportedCommand as e:
-            yield self._close(claimed, (SENT,), FAILED, f"not supported by the {connection.protocol} driver: {e}")
+            yield self._close(claimed, (SENT,), FAILED,
+                              f"not written: not supported by the {connection.protocol} driver: {e}")
             return
         except Exception as e:
             log.failure("{driver} {imei} {peer}: encoding command {id} failed", driver=connection.protocol,
                         imei=imei, peer=connection.peer, id=claimed["_id"])
-            yield self._close(claimed, (SENT,), FAILED, f"the {connection.protocol} driver could not encode it: {e}")
+            yield self._close(claimed, (SENT,), FAILED,
+                              f"not written: the {connection.protocol} driver could not encode it: {e}")
             return
         self._changed(claimed, SENT, reason)
         yield self.queue.record_frame(claimed["_id"], frame_text(bytes(data or b"")))
@@ -442,8 +443,21 @@ class CommandService(Service):
 
     @inlineCallbacks
     def _sync_intents(self) -> Any:
+        """Page through the vehicles with an intent (a page at a time in memory)."""
         assert self.queue is not None
-        vehicles = yield self.queue.vehicles_with_intents()
+        after = None
+        while True:
+            page = yield self.queue.vehicles_with_intents(after, IMEI_CHUNK)
+            if not page:
+                return
+            after = page[-1]["_id"]
+            yield self._sync_page(page)
+            if len(page) < IMEI_CHUNK:
+                return
+
+    @inlineCallbacks
+    def _sync_page(self, vehicles: list[Mapping[str, Any]]) -> Any:
+        assert self.queue is not None
         for start in range(0, len(vehicles), IMEI_CHUNK):
             chunk = [v for v in vehicles[start:start + IMEI_CHUNK] if isinstance(v.get("IMEI"), str)]
             open_docs = yield self.queue.open_for([v["IMEI"] for v in chunk])

@@ -40,6 +40,8 @@ from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, ISessionRe
 
 log = Logger(namespace="waygps.device")
 
+MAX_BACKLOG = 10_000
+
 
 def utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
@@ -120,6 +122,8 @@ class DeviceProtocol(Protocol):
         self._gate: Deferred | None = None
         self._closing = False
         self._close_reason = "closed by device"
+        self._close_kind = "device"
+        self._paused_for_gate = False
 
     # --- Twisted ---------------------------------------------------------
     def connectionMade(self) -> None:
@@ -145,9 +149,14 @@ class DeviceProtocol(Protocol):
             # A codec bug must cost this connection, never the server.
             log.failure("{driver} {peer}: codec raised; closing", driver=self.protocol, peer=self.peer)
             metrics.FRAMES_REJECTED.labels(self.protocol, "codec_error").inc()
-            self._lose("codec error")
+            self._lose("codec error", kind="codec_error", abort=True)
             return
         self._backlog.extend(actions)
+        if len(self._backlog) > MAX_BACKLOG:
+            # Only possible while the allow-list answer is pending (reads are paused then).
+            metrics.FRAMES_REJECTED.labels(self.protocol, "backlog_overflow").inc()
+            self._lose("too much data before identification was confirmed", kind="protocol", abort=True)
+            return
         self._run()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -155,7 +164,7 @@ class DeviceProtocol(Protocol):
         self._cancel_timer()
         self.context.sink.unwatch(self.transport)
         metrics.CONNECTIONS_OPEN.labels(self.listener).dec()
-        metrics.CONNECTIONS_CLOSED.labels(self.listener, self._close_reason).inc()
+        metrics.CONNECTIONS_CLOSED.labels(self.listener, self._close_kind).inc()
         self.factory.forget(self)
         if self.imei is not None:
             self.context.sessions.detach(self, self._close_reason)
@@ -173,7 +182,10 @@ class DeviceProtocol(Protocol):
     def close(self, reason: str) -> None:
         log.info("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
                  peer=self.peer, why=reason)
-        self._lose(reason)
+        # Closed from outside: replaced by a newer connection (the old link is likely dead, so do
+        # not wait for it to drain), or shutdown.
+        replaced = "replaced" in reason
+        self._lose(reason, kind="replaced" if replaced else "closed_by_server", abort=replaced)
 
     # --- actions -----------------------------------------------------------
     def _run(self) -> None:
@@ -188,6 +200,14 @@ class DeviceProtocol(Protocol):
                 metrics.FRAMES_REJECTED.labels(self.protocol, "unidentified").inc()
                 log.warn("{driver} {peer}: report before identification dropped", driver=self.protocol,
                          peer=self.peer)
+                return
+            foreign = {getattr(e, "imei", self.imei) for e in action.events} - {self.imei}
+            if foreign:
+                # Another device's reports on this connection (shared SIM, spoof): never stored
+                # under the allow-list's nose, never acknowledged.
+                metrics.FRAMES_REJECTED.labels(self.protocol, "imei_mismatch").inc()
+                log.warn("{driver} {imei} {peer}: report of another device {other} dropped",
+                         driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(foreign)))
                 return
             _count_events(self.protocol, action)
             assert self._acks is not None
@@ -204,7 +224,7 @@ class DeviceProtocol(Protocol):
         elif isinstance(action, Close):
             log.warn("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, why=action.reason)
-            self._lose(action.reason)
+            self._lose(action.reason, kind="protocol")
 
     def _identify(self, action: Identified) -> None:
         if self.imei == action.imei:
@@ -215,10 +235,18 @@ class DeviceProtocol(Protocol):
                      driver=self.protocol, imei=self.imei, peer=self.peer, other=action.imei)
             return
         gate = maybeDeferred(self.context.sessions.authorize, action.imei, self.context.listener)
+        if not gate.called:
+            # Stop reading until the allow-list answers, so the backlog cannot grow.
+            self._paused_for_gate = True
+            self.transport.pauseProducing()
         self._gate = gate
 
         def decided(allowed: bool) -> None:
             self._gate = None
+            if self._paused_for_gate:
+                self._paused_for_gate = False
+                if not self._closing:
+                    self.transport.resumeProducing()
             if self._closing:
                 return
             if not allowed:
@@ -228,7 +256,7 @@ class DeviceProtocol(Protocol):
                 if action.reject:
                     self._write(action.reject)
                 self._backlog.clear()
-                self._lose("unknown device")
+                self._lose("unknown device", kind="refused")
                 return
             self.imei = action.imei
             if action.accept:
@@ -243,7 +271,7 @@ class DeviceProtocol(Protocol):
             log.failure("{driver} {imei} {peer}: allow-list check failed; closing", failure,
                         driver=self.protocol, imei=action.imei, peer=self.peer)
             self._gate = None
-            self._lose("allow-list unavailable")
+            self._lose("allow-list unavailable", kind="refused", abort=True)
 
         gate.addCallbacks(decided, failed)
 
@@ -252,15 +280,22 @@ class DeviceProtocol(Protocol):
         if not self._closing and self.transport is not None:
             self.transport.write(data)
 
-    def _lose(self, reason: str) -> None:
+    def _lose(self, reason: str, kind: str = "server", abort: bool = False) -> None:
         if self._closing:
             return
         self._close_reason = reason
+        self._close_kind = kind
         self._closing = True
         self._cancel_timer()
-        self.transport.loseConnection()
+        if abort:
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
 
     def _arm(self, seconds: float, reason: str) -> None:
+        if self._timer is not None and self._timer.active() and self._timer.args == (reason,):
+            self._timer.reset(seconds)
+            return
         self._cancel_timer()
         self._timer = self.context.reactor.callLater(seconds, self._expired, reason)
 
@@ -273,7 +308,8 @@ class DeviceProtocol(Protocol):
         self._timer = None
         log.info("{driver} {imei} {peer}: {why}; closing", driver=self.protocol, imei=self.imei,
                  peer=self.peer, why=reason)
-        self._lose(reason)
+        # A silent peer may be a dead mobile link: do not wait for it to read our FIN.
+        self._lose(reason, kind="idle" if reason == "idle" else "identify_timeout", abort=True)
 
 
 class DeviceFactory(ServerFactory):
@@ -354,6 +390,7 @@ class DeviceDatagramProtocol(DatagramProtocol):
         self.context = context
         self.codec = driver.datagram_codec(context.listener)
         self.peers: dict[str, UdpPeer] = {}
+        self._per_ip: dict[str, int] = {}
 
     def datagramReceived(self, data: bytes, address: tuple[str, int]) -> None:
         now = utc(self.context.reactor.seconds())
@@ -382,6 +419,7 @@ class DeviceDatagramProtocol(DatagramProtocol):
                 if action.reply:
                     self.transport.write(action.reply, address)
             elif isinstance(action, Close):
+                metrics.FRAMES_REJECTED.labels(name, "dropped").inc()
                 log.warn("{driver} {peer}: datagram dropped: {why}", driver=name, peer=where, why=action.reason)
                 return
             elif isinstance(action, Identified):
@@ -395,16 +433,29 @@ class DeviceDatagramProtocol(DatagramProtocol):
                         if action.reject:
                             self.transport.write(action.reject, address)
                         return
+                    peer = self._touch(action.imei, address, now)
+                    if peer is None:
+                        return
                     if action.accept:
                         self.transport.write(action.accept, address)
-                    self._carry_out(actions, address, self._touch(action.imei, address, now), now)
+                    self._carry_out(actions, address, peer, now)
 
-                d.addCallbacks(decided, lambda f: log.failure("{driver} {peer}: allow-list check failed", f,
-                                                              driver=name, peer=where))
+                def failed(failure: Failure) -> None:
+                    metrics.CONNECTIONS_REFUSED.labels(self.context.listener.name, "allow_list_unavailable").inc()
+                    log.failure("{driver} {peer}: allow-list check failed; datagram dropped", failure,
+                                driver=name, peer=where)
+
+                d.addCallbacks(decided, failed)
                 return
             elif isinstance(action, Store):
                 if peer is None:
                     metrics.FRAMES_REJECTED.labels(name, "unidentified").inc()
+                    log.warn("{driver} {peer}: report before identification dropped", driver=name, peer=where)
+                    continue
+                if any(getattr(e, "imei", peer.imei) != peer.imei for e in action.events):
+                    metrics.FRAMES_REJECTED.labels(name, "imei_mismatch").inc()
+                    log.warn("{driver} {imei} {peer}: report of another device dropped", driver=name,
+                             imei=peer.imei, peer=where)
                     continue
                 _count_events(name, action)
                 stored = maybeDeferred(self.context.sink.deliver, action.events)
@@ -421,13 +472,27 @@ class DeviceDatagramProtocol(DatagramProtocol):
         if store.nack:
             self.transport.write(store.nack, address)
 
-    def _touch(self, imei: str, address: tuple[str, int], now: datetime) -> UdpPeer:
+    def _touch(self, imei: str, address: tuple[str, int], now: datetime) -> UdpPeer | None:
         peer = self.peers.get(imei)
         if peer is None:
+            listener = self.context.listener
+            refusal = None
+            if listener.max_connections and len(self.peers) >= listener.max_connections:
+                refusal = "max_connections"
+            elif listener.max_connections_per_ip and self._per_ip.get(address[0], 0) >= listener.max_connections_per_ip:
+                refusal = "max_connections_per_ip"
+            if refusal is not None:
+                metrics.CONNECTIONS_REFUSED.labels(listener.name, refusal).inc()
+                log.warn("{driver} {imei} {peer}: datagram dropped: {why}", driver=self.driver.name, imei=imei,
+                         peer=f"{address[0]}:{address[1]}", why=refusal)
+                return None
             peer = UdpPeer(self, imei, address)
             self.peers[imei] = peer
+            self._per_ip[address[0]] = self._per_ip.get(address[0], 0) + 1
             self.context.sessions.attach(peer)
-        else:
+        elif peer.address != address:
+            self._release_ip(peer.address[0])
+            self._per_ip[address[0]] = self._per_ip.get(address[0], 0) + 1
             peer.address = address
         if peer.timer is not None and peer.timer.active():
             peer.timer.reset(self.context.listener.idle_timeout)
@@ -440,9 +505,17 @@ class DeviceDatagramProtocol(DatagramProtocol):
         peer = self.peers.pop(imei, None)
         if peer is None:
             return
+        self._release_ip(peer.address[0])
         if peer.timer is not None and peer.timer.active():
             peer.timer.cancel()
         self.context.sessions.detach(peer, reason)
+
+    def _release_ip(self, host: str) -> None:
+        left = self._per_ip.get(host, 1) - 1
+        if left > 0:
+            self._per_ip[host] = left
+        else:
+            self._per_ip.pop(host, None)
 
     def stopProtocol(self) -> None:
         for imei in list(self.peers):

@@ -7,23 +7,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
-from twisted.web.resource import Resource
-from twisted.web.server import Site
 
 log = Logger(namespace="waygps.web")
-
-
-def _put(root: Resource, path: str, resource: Resource) -> None:
-    """Mount ``resource`` at ``path`` ('/ws/gps/' -> ws/gps), creating the parents."""
-    parts = [p.encode() for p in path.strip("/").split("/") if p]
-    node = root
-    for part in parts[:-1]:
-        child = node.children.get(part)
-        if child is None:
-            child = Resource()
-            node.putChild(part, child)
-        node = child
-    node.putChild(parts[-1], resource)
 
 
 class WebService:
@@ -31,19 +16,22 @@ class WebService:
         self.server = server
         self.config = server.config.websocket
         self.port: Any = None
-        self.root = Resource()
-        self.site = Site(self.root)
-        self.site.noisy = False
+        self.site: Any = None
+        self.feed: Any = None
 
     def build(self) -> None:
         from autobahn.twisted.resource import WebSocketResource
-        from prometheus_client.twisted import MetricsResource
 
+        from waygps.web.health import listening_check, store_check
+        from waygps.web.site import build_site
         from waygps.web.websocket import GpsFeedFactory
 
-        self.root.putChild(b"metrics", MetricsResource())
-        self.feed = GpsFeedFactory(self.config, self.server.store, self.server.bus)
-        _put(self.root, self.config.path, WebSocketResource(self.feed))
+        server = self.server
+        checks = [store_check(server.store)] + [
+            listening_check(f"listener {l.listener.name}", lambda l=l: l.port) for l in server.listeners
+        ]
+        self.feed = GpsFeedFactory(self.config, server.store, server.bus)
+        self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed)}, reactor=server.reactor)
 
     def start(self) -> Deferred:
         from waygps.service import StartupError
@@ -63,7 +51,7 @@ class WebService:
         return self.port.getHost().port if self.port is not None else 0
 
     def stop(self) -> Deferred:
-        if getattr(self, "feed", None) is not None:
+        if self.feed is not None:
             self.feed.close()
         port, self.port = self.port, None
         if port is None:

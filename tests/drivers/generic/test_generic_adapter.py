@@ -60,12 +60,13 @@ class FakeSessions:
 
 def listener(transport: str = "tcp", **overrides: Any) -> ListenerConfig:
     options = {**driver.options, **overrides.pop("options", {})}
-    return ListenerConfig(driver="generic", port=8082, transport=transport, name="generic-test", options=options,
-                          **overrides)
+    return ListenerConfig(driver="generic", port=8082, transport=transport, name="generic-test",
+                          options=options, **overrides)
 
 
 def rejected(reason: str) -> float:
-    return REGISTRY.get_sample_value("waygps_frames_rejected_total", {"driver": "generic", "reason": reason}) or 0.0
+    labels = {"driver": "generic", "reason": reason}
+    return REGISTRY.get_sample_value("waygps_frames_rejected_total", labels) or 0.0
 
 
 class Tcp:
@@ -227,7 +228,8 @@ def test_udp_datagram_is_acknowledged_to_its_sender_after_store():
 
 def test_udp_datagram_of_two_devices_and_a_bad_line():
     udp = Udp()
-    udp.protocol.datagramReceived(b"id=a,lat=1,lon=2\nid=b,lat=3,lon=4\nid=c,lat=3,lon=400\n", ("10.1.1.2", 6000))
+    udp.protocol.datagramReceived(b"id=a,lat=1,lon=2\nid=b,lat=3,lon=4\nid=c,lat=3,lon=400\n",
+                                  ("10.1.1.2", 6000))
     assert [events[0].imei for events, _ in udp.sink.delivered] == ["a", "b"]
     for _, stored in udp.sink.delivered:
         stored.callback(None)

@@ -59,7 +59,8 @@ def test_line_split_across_reads_and_blank_lines_skipped():
 
 
 def test_ok_counts_the_reports_of_the_line():
-    line = b'[{"id": "a", "lat": 1, "lon": 2, "time": 1714560000}, {"id": "a", "lat": 1, "lon": 2, "time": 1714560060}]\n'
+    line = (b'[{"id": "a", "lat": 1, "lon": 2, "time": 1714560000},'
+            b' {"id": "a", "lat": 1, "lon": 2, "time": 1714560060}]\n')
     assert summary(stream().receive(line, NOW))[1] == ("store", 2, b"OK 2\n", b"ERR store_failed\n")
 
 
@@ -125,7 +126,8 @@ def datagrams(**options) -> GenericDatagramCodec:
 
 def test_datagram_lines_of_several_devices():
     actions = datagrams().receive_datagram(b"id=a,lat=1,lon=2\nid=b,lat=3,lon=4\nid=c,lat=99,lon=4", NOW)
-    assert summary(actions)[0:4:2] == [("id", "a", b"ERR unknown_device\n"), ("id", "b", b"ERR unknown_device\n")]
+    assert summary(actions)[0:4:2] == [("id", "a", b"ERR unknown_device\n"),
+                                       ("id", "b", b"ERR unknown_device\n")]
     assert summary(actions)[4] == ("rejected", "lat_out_of_range", b"ERR lat_out_of_range\n")
     assert actions[1].ack == b"OK 1\n"
 
@@ -191,3 +193,17 @@ def test_custom_command_is_a_line_others_unsupported():
     c.receive(b"GET /?id=a&lat=1&lon=2 HTTP/1.1\r\n\r\n", NOW)
     with pytest.raises(UnsupportedCommand):
         c.encode_command(command, NOW)
+
+
+def test_codec_modules_import_nothing_from_twisted():
+    import ast
+    from pathlib import Path
+
+    import waygps.drivers.generic.codec as codec_module
+
+    folder = Path(codec_module.__file__).parent
+    for name in ("formats.py", "http.py", "codec.py"):
+        tree = ast.parse((folder / name).read_text())
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [m for m in imported if m.split(".")[0] == "twisted"], name

@@ -25,15 +25,17 @@ values = st.one_of(
     st.text(max_size=30),
     st.integers(min_value=-10**25, max_value=10**25).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["", "nan", "1e999", "-1", "2024-05-01T11:00:00Z", "1714564800000", "on", "\x00", "{", "$"]),
+    st.sampled_from(["", "nan", "1e999", "-1", "2024-05-01T11:00:00Z", "1714564800000", "on", "\x00", "{",
+                     "$"]),
 )
 names = st.one_of(st.sampled_from(KNOWN), st.text(max_size=12))
-pairs_line = st.lists(st.tuples(names, values, st.sampled_from("=:"), st.sampled_from(",;&")), max_size=12).map(
+pair = st.tuples(names, values, st.sampled_from("=:"), st.sampled_from(",;&"))
+pairs_line = st.lists(pair, max_size=12).map(
     lambda items: "".join(f"{k}{eq}{v}{sep}" for k, v, eq, sep in items).encode("utf-8", "surrogatepass"))
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
+json_keys = st.one_of(st.sampled_from(KNOWN), st.text(max_size=8))
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.sampled_from(KNOWN), st.text(max_size=8)), inner,
-                                                 max_size=6)), max_leaves=20)
+    st.lists(inner, max_size=4), st.dictionaries(json_keys, inner, max_size=6)), max_leaves=20)
 json_line = json_values.map(lambda v: json.dumps(v).encode())
 lines = st.one_of(st.binary(max_size=300), pairs_line, json_line,
                   st.text(max_size=200).map(lambda t: ("x,$GPRMC," + t).encode("utf-8", "surrogatepass")))

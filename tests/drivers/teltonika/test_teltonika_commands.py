@@ -11,7 +11,13 @@ from teltonika_vectors import IMEI, NOW, tv
 from waygps.commands.model import Command, UnsupportedCommand
 from waygps.drivers.teltonika.codec import TeltonikaDatagramCodec, TeltonikaStreamCodec
 from waygps.drivers.teltonika.commands import (
-    TYPE_NACK, TYPE_RESPONSE, command_text, decode_command_data, encode_codec12, encode_codec14, pack_imei,
+    TYPE_NACK,
+    TYPE_RESPONSE,
+    command_text,
+    decode_command_data,
+    encode_codec12,
+    encode_codec14,
+    pack_imei,
 )
 from waygps.events import CommandAck
 
@@ -33,38 +39,60 @@ def answer(codec: TeltonikaStreamCodec, text: bytes, now: Any = NOW) -> CommandA
     return ack
 
 
-@pytest.mark.parametrize("kind,params,text", [
-    ("block", {}, "setdigout 1"),
-    ("unblock", {}, "setdigout 0"),
-    ("request_position", {}, "getgps"),
-    ("reboot", {}, "cpureset"),
-    ("set_server", {"host": "gps.example.org", "port": 8080}, "setparam 2004:gps.example.org;2005:8080"),
-    ("set_server", {"host": "10.0.0.7", "port": "5027"}, "setparam 2004:10.0.0.7;2005:5027"),
-    ("set_apn", {"apn": "internet.tigo.bo", "user": "u", "password": "p"},
-     "setparam 2001:internet.tigo.bo;2002:u;2003:p"),
-    ("set_apn", {"apn": "internet"}, "setparam 2001:internet;2002:;2003:"),
-    ("custom", {"text": "getver"}, "getver"),
-])
+@pytest.mark.parametrize(
+    "kind,params,text",
+    [
+        ("block", {}, "setdigout 1"),
+        ("unblock", {}, "setdigout 0"),
+        ("request_position", {}, "getgps"),
+        ("reboot", {}, "cpureset"),
+        ("set_server", {"host": "gps.example.org", "port": 8080}, "setparam 2004:gps.example.org;2005:8080"),
+        ("set_server", {"host": "10.0.0.7", "port": "5027"}, "setparam 2004:10.0.0.7;2005:5027"),
+        (
+            "set_apn",
+            {"apn": "internet.tigo.bo", "user": "u", "password": "p"},
+            "setparam 2001:internet.tigo.bo;2002:u;2003:p",
+        ),
+        ("set_apn", {"apn": "internet"}, "setparam 2001:internet;2002:;2003:"),
+        ("custom", {"text": "getver"}, "getver"),
+    ],
+)
 def test_command_texts(kind: str, params: dict[str, Any], text: str) -> None:
     assert command_text(command(kind, **params)) == text
     assert connected().encode_command(command(kind, **params), NOW) == encode_codec12(text.encode())
 
 
-@pytest.mark.parametrize("output,block,unblock", [(1, "setdigout 1", "setdigout 0"), (2, "setdigout ?1", "setdigout ?0"),
-                                                  (3, "setdigout ??1", "setdigout ??0")])
+@pytest.mark.parametrize(
+    "output,block,unblock",
+    [
+        (1, "setdigout 1", "setdigout 0"),
+        (2, "setdigout ?1", "setdigout ?0"),
+        (3, "setdigout ??1", "setdigout ??0"),
+    ],
+)
 def test_block_output_option(output: int, block: str, unblock: str) -> None:
     codec = connected(block_output=output)
     assert codec.encode_command(command("block"), NOW) == encode_codec12(block.encode())
     assert codec.encode_command(command("unblock", "c2"), NOW) == encode_codec12(unblock.encode())
 
 
-@pytest.mark.parametrize("kind,params", [
-    ("set_server", {"host": "a;b", "port": 1}), ("set_server", {"host": "", "port": 1}),
-    ("set_server", {"host": "h", "port": 70000}), ("set_server", {"host": "h", "port": "x"}),
-    ("set_apn", {"apn": ""}), ("set_apn", {"apn": "a", "user": "x;2004:evil"}),
-    ("custom", {}), ("custom", {"text": "  "}), ("custom", {"text": "caf\u00e9"}), ("custom", {"text": "a\nb"}),
-    ("custom", {"text": "x" * 2000}), ("teleport", {}),
-])
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("set_server", {"host": "a;b", "port": 1}),
+        ("set_server", {"host": "", "port": 1}),
+        ("set_server", {"host": "h", "port": 70000}),
+        ("set_server", {"host": "h", "port": "x"}),
+        ("set_apn", {"apn": ""}),
+        ("set_apn", {"apn": "a", "user": "x;2004:evil"}),
+        ("custom", {}),
+        ("custom", {"text": "  "}),
+        ("custom", {"text": "caf\u00e9"}),
+        ("custom", {"text": "a\nb"}),
+        ("custom", {"text": "x" * 2000}),
+        ("teleport", {}),
+    ],
+)
 def test_unexpressible_commands_raise(kind: str, params: dict[str, Any]) -> None:
     codec = connected()
     with pytest.raises(UnsupportedCommand):
@@ -81,7 +109,9 @@ def test_responses_match_commands_oldest_first() -> None:
     codec = connected()
     codec.encode_command(command("request_position", "a"), NOW)
     codec.encode_command(command("custom", "b", text="getver"), NOW)
-    first = answer(codec, b"GPS:1 Sat:7 Lat:54.6 Long:25.2 Alt:120 Speed:0 Dir:0 Date: 2025/11/24 Time: 12:00:00")
+    first = answer(
+        codec, b"GPS:1 Sat:7 Lat:54.6 Long:25.2 Alt:120 Speed:0 Dir:0 Date: 2025/11/24 Time: 12:00:00"
+    )
     second = answer(codec, b"Ver:03.27.07_00")
     assert (first.command_id, first.command_type, first.success) == ("a", "request_position", True)
     assert (second.command_id, second.command_type, second.response) == ("b", "custom", "Ver:03.27.07_00")
@@ -156,7 +186,12 @@ def test_pack_imei_and_malformed_command_frames() -> None:
     assert pack_imei("352093081452251").hex() == "0352093081452251"
     with pytest.raises(ValueError):
         pack_imei("35209308145225X")
-    for data in (b"\x0c\x01\x06", b"\x0c\x01\x06\x00\x00\x00\x05ab\x01", b"\x0e\x01\x06\x00\x00\x00\x02ab\x01",
-                 b"\x0e\x01\x06\x00\x00\x00\x08\xab\xcd\xef\x00\x00\x00\x00\x00\x01", b"\x0d\x01\x05\x00\x00\x00\x02ab\x01"):
+    for data in (
+        b"\x0c\x01\x06",
+        b"\x0c\x01\x06\x00\x00\x00\x05ab\x01",
+        b"\x0e\x01\x06\x00\x00\x00\x02ab\x01",
+        b"\x0e\x01\x06\x00\x00\x00\x08\xab\xcd\xef\x00\x00\x00\x00\x00\x01",
+        b"\x0d\x01\x05\x00\x00\x00\x02ab\x01",
+    ):
         with pytest.raises(ValueError):
             decode_command_data(data)

@@ -52,9 +52,26 @@ def test_fallback_without_anycrc(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_table_has_the_required_elements() -> None:
-    required = {239: "ignition", 240: "movement", 21: "gsm_signal", 69: "gnss_status", 66: "power", 67: "battery",
-                68: "battery_current", 16: "odometer", 199: "trip_odometer", 181: "pdop", 182: "hdop", 1: "din1",
-                2: "din2", 3: "din3", 179: "dout1", 180: "dout2", 24: "gnss_speed", 78: "ibutton"}
+    required = {
+        239: "ignition",
+        240: "movement",
+        21: "gsm_signal",
+        69: "gnss_status",
+        66: "power",
+        67: "battery",
+        68: "battery_current",
+        16: "odometer",
+        199: "trip_odometer",
+        181: "pdop",
+        182: "hdop",
+        1: "din1",
+        2: "din2",
+        3: "din3",
+        179: "dout1",
+        180: "dout2",
+        24: "gnss_speed",
+        78: "ibutton",
+    }
     by_id = {spec.id: spec.name for spec in TABLE}
     assert {i: by_id.get(i) for i in required} == required
     assert len({spec.name for spec in TABLE}) == len(TABLE)
@@ -69,12 +86,15 @@ def test_build_refuses_bad_rows() -> None:
 
 
 def test_conversions() -> None:
-    record = make_record(1_700_000_000_000, io={
-        1: {239: 1, 240: 0, 32: 0xF6, 250: 1},
-        2: {17: 0xFFFF, 182: 12, 181: 25, 66: 12345, 25: 0xFC18},
-        4: {72: 0xFFFFFF9C, 16: 123456, 83: 55},
-        8: {78: 0x0102030405060708, 11: 89370123456789012345 % (1 << 64), 4000 % 256: (1 << 64) - 1},
-    })
+    record = make_record(
+        1_700_000_000_000,
+        io={
+            1: {239: 1, 240: 0, 32: 0xF6, 250: 1},
+            2: {17: 0xFFFF, 182: 12, 181: 25, 66: 12345, 25: 0xFC18},
+            4: {72: 0xFFFFFF9C, 16: 123456, 83: 55},
+            8: {78: 0x0102030405060708, 11: 89370123456789012345 % (1 << 64), 4000 % 256: (1 << 64) - 1},
+        },
+    )
     a = io_attributes(record)
     assert a["ignition"] is True and a["movement"] is False and a["trip"] == 1
     assert a["obd_coolant_temp"] == -10 and a["axis_x"] == -1 and a["ble_temp1"] == -10.0

@@ -76,8 +76,13 @@ class Sessions:
 def make_context(transport: str = "tcp", allowed: bool = True, **options: Any) -> DriverContext:
     reactor = MemoryReactorClock()
     reactor.advance(T0)
-    listener = ListenerConfig(driver="teltonika", port=0, transport=transport, name=f"teltonika-{transport}",
-                              options={**driver.options, **options})
+    listener = ListenerConfig(
+        driver="teltonika",
+        port=0,
+        transport=transport,
+        name=f"teltonika-{transport}",
+        options={**driver.options, **options},
+    )
     return DriverContext(listener=listener, sink=HeldSink(), sessions=Sessions(allowed), reactor=reactor)
 
 
@@ -98,7 +103,10 @@ def sent(transport: StringTransport) -> bytes:
 
 
 def rejected(reason: str) -> float:
-    return REGISTRY.get_sample_value("waygps_frames_rejected_total", {"driver": "teltonika", "reason": reason}) or 0.0
+    return (
+        REGISTRY.get_sample_value("waygps_frames_rejected_total", {"driver": "teltonika", "reason": reason})
+        or 0.0
+    )
 
 
 def test_ack_only_after_the_store_fires() -> None:
@@ -189,9 +197,18 @@ def test_command_written_and_its_response_matched() -> None:
     data = protocol.send_command(Command(id="cmd-1", imei=IMEI, type="block"))
     assert data == tv("TV-09") and sent(transport) == tv("TV-09")
     protocol.dataReceived(encode_codec12(b"DOUT1:ON Timeout:INFINITY", TYPE_RESPONSE))
-    (events, d) = ctx.sink.batches[0]
-    assert events == [CommandAck(imei=IMEI, protocol="teltonika", server_time=events[0].server_time, success=True,
-                                 response="DOUT1:ON Timeout:INFINITY", command_id="cmd-1", command_type="block")]
+    events, d = ctx.sink.batches[0]
+    assert events == [
+        CommandAck(
+            imei=IMEI,
+            protocol="teltonika",
+            server_time=events[0].server_time,
+            success=True,
+            response="DOUT1:ON Timeout:INFINITY",
+            command_id="cmd-1",
+            command_type="block",
+        )
+    ]
     ctx.sink.store(0)
     assert sent(transport) == b""  # a command response gets no count answer
 
@@ -224,7 +241,7 @@ ADDRESS = ("10.9.8.7", 5555)
 def test_udp_ack_after_store() -> None:
     protocol, transport, ctx = udp()
     protocol.datagramReceived(tv("TV-12"), ADDRESS)
-    (events, _), = ctx.sink.batches
+    ((events, _),) = ctx.sink.batches
     assert [e.imei for e in events] == ["352093086403655"] and transport.written == []
     ctx.sink.store(0)
     assert transport.written == [(bytes.fromhex("0005CAFE010501"), ADDRESS)]

@@ -9,7 +9,7 @@ import pytest
 from teltonika_vectors import IMEI, NOW, tv
 from waygps.actions import Close, Identified, Rejected, Store
 from waygps.drivers.teltonika.avl import CODEC_8, CODEC_8E, encode_data, make_record
-from waygps.drivers.teltonika.codec import TeltonikaStreamCodec
+from waygps.drivers.teltonika.codec import TeltonikaDatagramCodec, TeltonikaStreamCodec
 from waygps.drivers.teltonika.framing import frame, imei_frame
 from waygps.events import Alarm, Position
 
@@ -32,7 +32,7 @@ def test_handshake_then_packet_one_byte_per_read() -> None:
     stream = tv("TV-01") + tv("TV-02")
     got: list[Any] = []
     for i in range(len(stream)):
-        actions = codec.receive(stream[i:i + 1], NOW)
+        actions = codec.receive(stream[i : i + 1], NOW)
         if i < len(stream) - 1 and i != len(tv("TV-01")) - 1:
             assert actions == []
         got.extend(actions)
@@ -116,8 +116,10 @@ def test_length_above_limit_closes_before_buffering() -> None:
 
 
 def test_length_at_limit_is_accepted() -> None:
-    records = [make_record(1_700_000_000_000 + i, satellites=5, io={1: {n % 200: 1 for n in range(40)}})
-               for i in range(12)]
+    records = [
+        make_record(1_700_000_000_000 + i, satellites=5, io={1: {n % 200: 1 for n in range(40)}})
+        for i in range(12)
+    ]
     packet = frame(encode_data(CODEC_8, records))
     codec = identified(max_packet_bytes=len(packet))
     assert kinds(codec.receive(packet, NOW)) == ["Store"]
@@ -141,12 +143,18 @@ def test_unknown_codec_is_rejected_without_ack() -> None:
     assert kinds(actions) == ["Rejected"] and actions[0].reason == "unknown_codec"
 
 
-@pytest.mark.parametrize("data,reason", [
-    (encode_data(CODEC_8, [make_record(1_700_000_000_000)])[:-1] + b"\x02", "malformed"),  # N1 != N2
-    (encode_data(CODEC_8, [make_record(1_700_000_000_000)])[:-3] + b"\x01", "truncated"),
-    (encode_data(CODEC_8, [make_record(1_700_000_000_000)])[:-1] + b"\x00\x01", "malformed"),  # trailing byte
-    (b"\x08\x00\x00", "malformed"),  # no records
-])
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (encode_data(CODEC_8, [make_record(1_700_000_000_000)])[:-1] + b"\x02", "malformed"),  # N1 != N2
+        (encode_data(CODEC_8, [make_record(1_700_000_000_000)])[:-3] + b"\x01", "truncated"),
+        (
+            encode_data(CODEC_8, [make_record(1_700_000_000_000)])[:-1] + b"\x00\x01",
+            "malformed",
+        ),  # trailing byte
+        (b"\x08\x00\x00", "malformed"),  # no records
+    ],
+)
 def test_malformed_packets_are_rejected_without_ack(data: bytes, reason: str) -> None:
     actions = identified().receive(frame(data), NOW)
     assert kinds(actions) == ["Rejected"] and actions[0].reason == reason
@@ -156,8 +164,10 @@ def test_repeated_bad_frames_close_the_connection_and_good_ones_reset_the_count(
     bad = bytearray(tv("TV-03"))
     bad[-2] ^= 0xFF
     codec = identified(max_bad_frames=3)
-    assert kinds(codec.receive(bytes(bad) * 2 + tv("TV-02") + bytes(bad) * 2, NOW)) == ["Rejected"] * 2 + [
-        "Store"] + ["Rejected"] * 2
+    assert (
+        kinds(codec.receive(bytes(bad) * 2 + tv("TV-02") + bytes(bad) * 2, NOW))
+        == ["Rejected"] * 2 + ["Store"] + ["Rejected"] * 2
+    )
     actions = codec.receive(bytes(bad) + tv("TV-02"), NOW)
     assert kinds(actions) == ["Rejected", "Close"]
     assert codec.receive(tv("TV-02"), NOW) == [] and codec.buffered == 0
@@ -194,8 +204,17 @@ def test_same_record_in_another_packet_keeps_its_key() -> None:
     assert first[1].key == again[0].key and first[0].key != first[1].key
 
 
-@pytest.mark.parametrize("io_id,value,alarm", [(252, 1, "power_cut"), (247, 1, "crash"), (247, 6, "crash"),
-                                               (246, 1, "tow"), (249, 1, "jamming"), (236, 1, "alarm")])
+@pytest.mark.parametrize(
+    "io_id,value,alarm",
+    [
+        (252, 1, "power_cut"),
+        (247, 1, "crash"),
+        (247, 6, "crash"),
+        (246, 1, "tow"),
+        (249, 1, "jamming"),
+        (236, 1, "alarm"),
+    ],
+)
 def test_alarm_records_carry_an_alarm_event(io_id: int, value: int, alarm: str) -> None:
     record = make_record(1_700_000_000_000, event_id=io_id, satellites=8, io={1: {io_id: value}})
     position, event = identified().receive(frame(encode_data(CODEC_8E, [record])), NOW)[0].events
@@ -215,3 +234,35 @@ def test_store_before_close_when_garbage_follows_a_good_packet() -> None:
     assert kinds(actions) == ["Store", "Rejected", "Close"]
     assert isinstance(actions[0], Store) and isinstance(actions[2], Close)
     assert isinstance(actions[1], Rejected) and actions[1].reason == "bad_preamble"
+
+
+# --- UDP datagrams (the codec alone) ------------------------------------------------------------------
+
+
+def udp_datagram(body: bytes, imei: bytes = b"352093086403655", packet_id: int = 0xCAFE, avl_id: int = 9) -> bytes:
+    rest = packet_id.to_bytes(2, "big") + b"\x01" + bytes((avl_id,)) + len(imei).to_bytes(2, "big") + imei + body
+    return len(rest).to_bytes(2, "big") + rest
+
+
+def test_udp_luhn_failure_is_flagged_and_stored() -> None:
+    body = encode_data(CODEC_8E, [make_record(1_700_000_000_000, satellites=3)])
+    actions = TeltonikaDatagramCodec().receive_datagram(udp_datagram(body, b"352093086403656"), NOW)
+    assert kinds(actions) == ["Rejected", "Identified", "Store"] and actions[0].reason == "imei_luhn"
+    assert actions[2].ack == bytes.fromhex("0005CAFE010901")
+
+
+@pytest.mark.parametrize(
+    "datagram,reason",
+    [
+        (b"\x00\x05\xca\xfe", "truncated"),
+        (udp_datagram(encode_data(CODEC_8, [make_record(0)]))[:-1], "bad_length"),
+        (udp_datagram(encode_data(CODEC_8, [make_record(0)]), imei=b"35209308640365"), "bad_imei"),
+        (udp_datagram(b"\x0c\x01\x06\x00\x00\x00\x00\x01"), "unknown_codec"),
+        (udp_datagram(encode_data(CODEC_8, [make_record(0)])[:-2] + b"\x01"), "truncated"),
+        (udp_datagram(b""), "truncated"),
+        (udp_datagram(b"\x08" * 9000), "too_long"),
+    ],
+)
+def test_udp_bad_datagrams_are_dropped(datagram: bytes, reason: str) -> None:
+    actions = TeltonikaDatagramCodec().receive_datagram(datagram, NOW)
+    assert kinds(actions) == ["Rejected"] and actions[0].reason == reason

@@ -267,12 +267,13 @@ def request_records(request: Request) -> list[Record]:
         records = [Record(_form(stripped), raw=stripped, format="http_form")]
         format = "http_form"
     else:
-        records = [record for line in split_lines(body) for record in formats.parse_line(line.decode("utf-8",
-                                                                                                       "replace"))]
+        records = [record for line in split_lines(body)
+                   for record in formats.parse_line(line.decode("utf-8", "replace"))]
         format = None
     if not records:
         raise ReportError("empty")
-    return [evolve(record, pairs=(*query, *record.pairs), format=format or record.format) for record in records]
+    return [evolve(record, pairs=(*query, *record.pairs), format=format or record.format)
+            for record in records]
 
 
 def _form(text: str) -> list[tuple[str, str]]:

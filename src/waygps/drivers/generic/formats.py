@@ -22,7 +22,7 @@ import math
 import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from attrs import field, frozen
 
@@ -389,7 +389,8 @@ def to_position(record: Record, now: datetime, settings: Settings) -> Position:
     return Position(
         imei=device, protocol=PROTOCOL, device_time=fix_time or now, server_time=now, event=event, key=key,
         valid=valid, latitude=lat, longitude=lon, altitude=altitude, speed=speed, course=course,
-        satellites=satellites, hdop=hdop, ignition=ignition, attributes=attributes, raw=clean_text(record.raw),
+        satellites=satellites, hdop=hdop, ignition=ignition, attributes=attributes,
+        raw=clean_text(record.raw),
     )
 
 

@@ -19,7 +19,8 @@ from waygps.actions import Action, Close, Identified, Rejected, Send, Store
 from waygps.commands.model import Command
 from waygps.drivers.gv50 import framing
 from waygps.drivers.gv50.commands import ACK_TYPES, RTO_TYPES, Settings, encode
-from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame
+from waygps.drivers.gv50.fastpath import fast_gtfri
+from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame, split_fields
 from waygps.drivers.gv50.reports import Report, decode_report
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 
@@ -60,9 +61,10 @@ class _Core:
         return data
 
     # --- frames --------------------------------------------------------------
-    def _parse(self, raw: bytes, actions: list[Action]) -> Frame | None:
+    def _parse(self, raw: bytes, actions: list[Action], text: str | None = None,
+               fields: list[str] | None = None) -> Frame | None:
         try:
-            return parse_frame(raw.decode("ascii", "replace"))
+            return parse_frame(raw.decode("ascii", "replace") if text is None else text, fields)
         except FrameError as e:
             actions.append(Rejected(e.reason, _excerpt(e, raw)))
             return None
@@ -229,7 +231,15 @@ class Gv50StreamCodec(_Core):
         return actions
 
     def _frame(self, raw: bytes, size: int, now: datetime, actions: list[Action]) -> None:
-        frame = self._parse(raw, actions)
+        text = raw.decode("ascii", "replace")
+        fields = split_fields(text)
+        if self.imei is not None and not self._luhn_bad and len(fields) > 22:
+            store = fast_gtfri(fields, text, self.imei, now, self.ack, self.protocol)
+            if store is not None:
+                self._garbage = 0
+                actions.append(store)
+                return
+        frame = self._parse(raw, actions, text, fields)
         if frame is None:
             last = actions[-1]
             if isinstance(last, Rejected) and last.reason == "bad_header":

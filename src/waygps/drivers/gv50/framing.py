@@ -24,6 +24,7 @@ _BINARY_HEADS = frozenset(
     (b"+RSP", b"+BSP", b"+EVT", b"+BVT", b"+INF", b"+BNF", b"+HBD", b"+CRD", b"+BRD", b"+LGN")
 )
 _TOKENS = (b"+RESP:", b"+BUFF:", b"+ACK:")
+_TEXT_HEADS = (b"+RESP:", b"+BUFF:", b"+ACK:G")
 
 
 def is_binary(head: bytes) -> bool:
@@ -95,15 +96,16 @@ class Splitter:
                 _noise(out, buf[pos:plus])
                 pos = plus
             end = _end(buf, pos, size)
-            head = buf[pos:pos + 5]
-            if len(head) == 5:
-                if is_binary(head):
-                    out.append((BINARY, buf[pos:pos + EXCERPT], size - pos))
-                    self.binary = True
-                    self._buffer = b""
-                    return out
-            elif end == -1:
-                break  # too short to tell text from binary yet
+            if not buf.startswith(_TEXT_HEADS, pos):
+                head = buf[pos:pos + 5]
+                if len(head) == 5:
+                    if is_binary(head):
+                        out.append((BINARY, buf[pos:pos + EXCERPT], size - pos))
+                        self.binary = True
+                        self._buffer = b""
+                        return out
+                elif end == -1:
+                    break  # too short to tell text from binary yet
             if end == -1:
                 if size - pos > limit:
                     out.append((OVERSIZE, buf[pos:pos + EXCERPT], size - pos))

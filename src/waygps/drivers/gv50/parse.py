@@ -124,9 +124,15 @@ def _check_version_and_id(version: str, unique_id: str) -> None:
         raise FrameError("bad_unique_id", unique_id[:20])
 
 
-def parse_frame(text: str) -> Frame:
-    """Split ``text`` (one frame, with or without its final ``$``) and check its common fields."""
-    fields = (text[:-1] if text[-1:] == "$" else text).split(",")
+def split_fields(text: str) -> list[str]:
+    """The comma-separated fields of a frame, without its final ``$``."""
+    return (text[:-1] if text[-1:] == "$" else text).split(",")
+
+
+def parse_frame(text: str, fields: list[str] | None = None) -> Frame:
+    """Check the common fields of ``text`` (one frame, with or without its final ``$``)."""
+    if fields is None:
+        fields = split_fields(text)
     kind, type = _header(fields[0])
     if len(fields) < 6:
         raise FrameError("too_few_fields", str(len(fields)))

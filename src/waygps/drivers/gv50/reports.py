@@ -9,12 +9,14 @@ too. Nothing here imports Twisted.
 
 from __future__ import annotations
 
+from datetime import datetime
 from math import isfinite
 from typing import Any, Callable
 
 from waygps.drivers.gv50.parse import Frame, FrameError, device_type, is_digits, is_hex, parse_time
 
 BLOCK = 12  # fields of a position block without appended fields
+_from_iso = datetime.fromisoformat
 
 
 # A position block (§2.4) is a tuple, in this order (tuples are cheap; a report may hold 15):
@@ -167,14 +169,21 @@ def _block(fields: list[str], start: int, index: int, report: Report) -> int:
             lat_v = float(lat)
             if not (-180.0 <= lon_v <= 180.0 and -90.0 <= lat_v <= 90.0):
                 raise ValueError("coordinates out of range")
-            time_v = parse_time(when) if when else None
+            if when:
+                if len(when) != 14 or not when.isdigit() or not when.isascii():
+                    raise ValueError(f"bad time {when[:16]!r}")
+                time_v = _from_iso(f"{when[0:4]}-{when[4:6]}-{when[6:8]}T{when[8:10]}:{when[10:12]}:"
+                                   f"{when[12:14]}+00:00")
+            else:
+                time_v = None
         else:
             lon_v = lat_v = time_v = None  # a fix time without coordinates is no fix
             if when:
                 parse_time(when)
-        for value in (speed_v, course_v, altitude_v):
-            if value is not None and not isfinite(value):
-                raise ValueError("not a finite number")
+        # x - x is 0.0 for every finite float, NaN for inf and nan.
+        if ((speed_v is not None and speed_v - speed_v) or (course_v is not None and course_v - course_v)
+                or (altitude_v is not None and altitude_v - altitude_v)):
+            raise ValueError("not a finite number")
         report.blocks.append((
             index, int(accuracy) if accuracy else None, speed_v, course_v, altitude_v, lon_v, lat_v,
             time_v, when, int(mcc) if mcc else None, int(mnc) if mnc else None,
@@ -214,11 +223,17 @@ def _locate(fields: list[str], head: int, tail: int) -> int:
 
 
 def _counted(fields: list[str], number_at: int) -> int | None:
-    """Blocks announced at ``number_at`` when the first block fits after it."""
-    count = _int(fields[number_at]) if number_at < len(fields) else None
-    if count is None or not 1 <= count <= 15 or number_at + 1 + BLOCK * count > len(fields) - 2:
+    """Blocks announced at ``number_at`` when they fit and the first one looks like a block."""
+    if number_at >= len(fields):
         return None
-    return count if _plausible(fields, number_at + 1) else None
+    text = fields[number_at]
+    if not (0 < len(text) <= 2 and text.isdigit() and text.isascii()):
+        return None
+    count = int(text)
+    if not 1 <= count <= 15 or number_at + 1 + BLOCK * count > len(fields) - 2:
+        return None
+    when = fields[number_at + 7]
+    return count if not when or (len(when) == 14 and when.isdigit()) else None
 
 
 # --- layouts ---------------------------------------------------------------------
@@ -232,25 +247,33 @@ def _located(frame: Frame, report: Report, first: int) -> tuple[int, bool, int]:
     write report ID and type as two one-digit fields and have no power field.
     """
     fields = frame.fields
-    for shift in (0, 1):
-        count = _counted(fields, first + 2 + shift)
-        if count is not None:
-            break
-    else:
-        raise FrameError("layout", "number of position blocks not found")
-    if shift:
-        report.common.pop("device_name", None)
-        _put(report.common, "vin", fields[3])
-        _put(report.common, "device_name", fields[4])
+    shift = 0
+    count = _counted(fields, first + 2)
+    if count is None:
+        shift = 1
+        count = _counted(fields, first + 3)
+        if count is None:
+            raise FrameError("layout", "number of position blocks not found")
+        common = report.common
+        common.pop("device_name", None)
+        _put(common, "vin", fields[3])
+        _put(common, "device_name", fields[4])
     power, kind = fields[first + shift], fields[first + 1 + shift]
     gl = len(kind) == 1
     if gl:
         _put(report.common, "report_id", _int(power))
         _put(report.common, "report_type", _int(kind))
     else:
-        _report_byte(kind, report)
-        _put(report.tail, "power_voltage", _volts_from_mv(power))
-    return _blocks(fields, first + 3 + shift, count, report), gl, shift
+        if len(kind) == 2 and is_hex(kind):
+            value = int(kind, 16)
+            report.common["report_id"] = value >> 4
+            report.common["report_type"] = value & 0x0F
+        if power:
+            _put(report.tail, "power_voltage", _volts_from_mv(power))
+    start = first + 3 + shift
+    if count == 1:
+        return _block(fields, start, 0, report), gl, shift
+    return _blocks(fields, start, count, report), gl, shift
 
 
 def _one_trailing(text: str, report: Report) -> None:
@@ -283,8 +306,10 @@ def _fri_tail(fields: list[str], k: int, gl: bool, shift: int, report: Report) -
         _put(tail, "analog_input_mv", _int(analog))
     # Backup battery and status from the end: 10-character-version firmware adds a field before them.
     battery = fields[-7]
-    if battery:
-        _put(tail, "battery_percent", _percent(battery))
+    if battery and battery.isdigit() and len(battery) <= 3:
+        value = int(battery)
+        if value <= 100:
+            tail["battery_percent"] = value
     _status(fields[-6], report, tail)
     if shift and rest >= 9:  # GV500 (VIN layout): engine data after the status
         _put(tail, "engine_rpm", _int(fields[k + 6]))
@@ -481,8 +506,13 @@ for _name in ("GTMPN", "GTMPF", "GTEPN", "GTEPF", "GTBTC", "GTJDR"):
 _HARSH = {0: "harsh_braking", 1: "harsh_acceleration", 2: "harsh_cornering"}
 
 
+_PLAIN = frozenset(("GTFRI", "GTERI", "GTIGN", "GTIGF", "GTSTT", "GTINF", "GTPNA", "GTRTL", "GTVER"))
+
+
 def _meaning(frame: Frame, report: Report) -> None:
     kind = frame.type
+    if kind in _PLAIN:
+        return
     report_type = report.common.get("report_type")
     if kind in ("GTIGL", "GTVGL") and report_type in (0, 1):
         report.ignition = report_type == 0  # GV/GL manuals: 0 = on, 1 = off (§3.13)

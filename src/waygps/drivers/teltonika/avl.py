@@ -47,7 +47,7 @@ class AvlRecord(NamedTuple):
     groups: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
     nx: tuple[tuple[int, bytes], ...] = ()  # Codec 8E variable-length elements
     generation: int | None = None  # Codec 16 generation type
-    declared_total: int | None = None  # N as sent (None = what the groups add up to)
+    declared_total: int | None = None  # N as sent, when it is not what the groups add up to
     raw: bytes = b""  # the record's bytes as received
 
     @property
@@ -78,17 +78,17 @@ _VALUE_FORMAT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _NX_HEAD = struct.Struct(">HH")
 _U16 = struct.Struct(">H")
 
-_group_structs: dict[tuple[int, int, int], struct.Struct] = {}
+_group_structs: dict[int, dict[int, struct.Struct]] = {codec: {} for codec in AVL_CODECS}
 
 
 def _group(codec: int, size: int, count: int) -> struct.Struct:
-    """The struct of ``count`` (id, value) pairs; cached (counts are at most 65535)."""
-    key = (codec, size, count)
-    layout = _group_structs.get(key)
+    """The struct of ``count`` (id, value) pairs; cached per codec under ``count << 4 | size``."""
+    cache = _group_structs[codec]
+    layout = cache.get(count << 4 | size)
     if layout is None:
         layout = struct.Struct(">" + (_ID_FORMAT[codec] + _VALUE_FORMAT[size]) * count)
-        if len(_group_structs) < 4096:
-            _group_structs[key] = layout
+        if len(cache) < 4096:
+            cache[count << 4 | size] = layout
     return layout
 
 
@@ -117,7 +117,9 @@ def decode_data(data: bytes) -> tuple[int, list[AvlRecord]]:
     return codec, records
 
 
-def decode_records(codec: int, data: bytes, offset: int, count: int, limit: int) -> tuple[list[AvlRecord], int]:
+def decode_records(
+    codec: int, data: bytes, offset: int, count: int, limit: int
+) -> tuple[list[AvlRecord], int]:
     """``count`` records of ``codec`` from ``data[offset:limit]``: (records, offset after the last)."""
     head = _HEAD[codec]
     head_size = head.size
@@ -128,9 +130,11 @@ def decode_records(codec: int, data: bytes, offset: int, count: int, limit: int)
     id_size = 1 if codec == CODEC_8 else 2
     is16 = codec == CODEC_16
     is8e = codec == CODEC_8E
+    structs = _group_structs[codec]
     records = []
     for _ in range(count):
         start = offset
+        found = 0
         if offset + head_size > limit:
             raise AvlError("truncated", f"record {len(records) + 1} head")
         fields = unpack_head(data, offset)
@@ -144,9 +148,10 @@ def decode_records(codec: int, data: bytes, offset: int, count: int, limit: int)
             if n:
                 if offset + n * (id_size + size) > limit:
                     raise AvlError("truncated", f"record {len(records) + 1}: {n} elements of {size} bytes")
-                layout = _group(codec, size, n)
+                layout = structs.get(n << 4 | size) or _group(codec, size, n)
                 groups.append(layout.unpack_from(data, offset))
                 offset += layout.size
+                found += n
             else:
                 groups.append(())
         nx: tuple[tuple[int, bytes], ...] = ()
@@ -163,17 +168,36 @@ def decode_records(codec: int, data: bytes, offset: int, count: int, limit: int)
                     io_id, length = _NX_HEAD.unpack_from(data, offset)
                     offset += 4
                     if offset + length > limit:
-                        raise AvlError("truncated", f"record {len(records) + 1}: NX element {io_id} of {length} bytes")
-                    items.append((io_id, bytes(data[offset:offset + length])))
+                        raise AvlError(
+                            "truncated", f"record {len(records) + 1}: NX element {io_id} of {length} bytes"
+                        )
+                    items.append((io_id, bytes(data[offset : offset + length])))
                     offset += length
                 nx = tuple(items)
+                found += n
         if is16:
             ts, pr, lon, lat, alt, ang, sat, spd, event, generation, total = fields
         else:
             ts, pr, lon, lat, alt, ang, sat, spd, event, total = fields
             generation = None
-        records.append(AvlRecord(ts, pr, lon, lat, alt, ang, sat, spd, event, tuple(groups),  # type: ignore[arg-type]
-                                 nx, generation, total, bytes(data[start:offset])))
+        records.append(
+            AvlRecord(
+                ts,
+                pr,
+                lon,
+                lat,
+                alt,
+                ang,
+                sat,
+                spd,
+                event,
+                tuple(groups),  # type: ignore[arg-type]
+                nx,
+                generation,
+                None if total == found else total,
+                bytes(data[start:offset]),
+            )
+        )
     return records, offset
 
 
@@ -185,13 +209,32 @@ def encode_record(codec: int, record: AvlRecord) -> bytes:
         raise ValueError(f"not an AVL codec: 0x{codec:02X}")
     total = record.total if record.declared_total is None else record.declared_total
     if codec == CODEC_16:
-        head = _HEAD[codec].pack(record.timestamp, record.priority, record.longitude, record.latitude,
-                                 record.altitude, record.angle, record.satellites, record.speed,
-                                 record.event_id, record.generation or 0, total)
+        head = _HEAD[codec].pack(
+            record.timestamp,
+            record.priority,
+            record.longitude,
+            record.latitude,
+            record.altitude,
+            record.angle,
+            record.satellites,
+            record.speed,
+            record.event_id,
+            record.generation or 0,
+            total,
+        )
     else:
-        head = _HEAD[codec].pack(record.timestamp, record.priority, record.longitude, record.latitude,
-                                 record.altitude, record.angle, record.satellites, record.speed,
-                                 record.event_id, total)
+        head = _HEAD[codec].pack(
+            record.timestamp,
+            record.priority,
+            record.longitude,
+            record.latitude,
+            record.altitude,
+            record.angle,
+            record.satellites,
+            record.speed,
+            record.event_id,
+            total,
+        )
     if record.nx and codec != CODEC_8E:
         raise ValueError("NX elements exist in Codec 8 Extended only")
     parts = [head]
@@ -217,18 +260,51 @@ def encode_data(codec: int, records: Sequence[AvlRecord]) -> bytes:
     return bytes((codec, len(records))) + body + bytes((len(records),))
 
 
-def make_record(timestamp: int, *, priority: int = 0, longitude: int = 0, latitude: int = 0, altitude: int = 0,
-                angle: int = 0, satellites: int = 0, speed: int = 0, event_id: int = 0,
-                io: dict[int, dict[int, int]] | None = None, nx: Sequence[tuple[int, bytes]] = (),
-                generation: int | None = None) -> AvlRecord:
+def make_record(
+    timestamp: int,
+    *,
+    priority: int = 0,
+    longitude: int = 0,
+    latitude: int = 0,
+    altitude: int = 0,
+    angle: int = 0,
+    satellites: int = 0,
+    speed: int = 0,
+    event_id: int = 0,
+    io: dict[int, dict[int, int]] | None = None,
+    nx: Sequence[tuple[int, bytes]] = (),
+    generation: int | None = None,
+) -> AvlRecord:
     """A record from ``io = {size: {id: value}}`` (sizes 1, 2, 4, 8)."""
     io = io or {}
     groups = tuple(tuple(x for pair in io.get(size, {}).items() for x in pair) for size in SIZES)
-    return AvlRecord(timestamp, priority, longitude, latitude, altitude, angle, satellites, speed, event_id,
-                     groups, tuple(nx), generation)  # type: ignore[arg-type]
+    return AvlRecord(
+        timestamp,
+        priority,
+        longitude,
+        latitude,
+        altitude,
+        angle,
+        satellites,
+        speed,
+        event_id,
+        groups,
+        tuple(nx),
+        generation,
+    )  # type: ignore[arg-type]
 
 
 __all__ = [
-    "AVL_CODECS", "AvlError", "AvlRecord", "CODEC_16", "CODEC_8", "CODEC_8E", "CODEC_NAMES",
-    "decode_data", "decode_records", "encode_data", "encode_record", "make_record",
+    "AVL_CODECS",
+    "AvlError",
+    "AvlRecord",
+    "CODEC_16",
+    "CODEC_8",
+    "CODEC_8E",
+    "CODEC_NAMES",
+    "decode_data",
+    "decode_records",
+    "encode_data",
+    "encode_record",
+    "make_record",
 ]

@@ -13,6 +13,7 @@ sends it again); ``max_bad_frames`` of them in a row close the connection.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections import deque
 from datetime import datetime
@@ -91,22 +92,43 @@ def _command_events(data: bytes, imei: str, now: datetime, pending: _Commands | 
         stamp = frame.timestamp
         if stamp is None:
             attributes["time_source"] = "server"
-        key = f"c13:{ms_of(stamp) if stamp else 'server'}:{frame.payload.hex()[:64]}"
-        return [Position(imei=imei, protocol=PROTOCOL, device_time=stamp or now, server_time=now, event="codec13",
-                         key=key, valid=False, attributes=attributes, raw=bytes(data).hex())]
+        key = "c13:" + hashlib.blake2b(bytes(data), digest_size=10).hexdigest()  # timestamp and text
+        return [
+            Position(
+                imei=imei,
+                protocol=PROTOCOL,
+                device_time=stamp or now,
+                server_time=now,
+                event="codec13",
+                key=key,
+                valid=False,
+                attributes=attributes,
+                raw=bytes(data).hex(),
+            )
+        ]
     if frame.type not in (cmd.TYPE_RESPONSE, cmd.TYPE_NACK):
         raise cmd.CommandFrameError("unexpected_command", f"type 0x{frame.type:02X} from a device")
     if frame.codec == cmd.CODEC_14 and frame.imei != imei:
-        raise cmd.CommandFrameError("imei_mismatch", f"Codec 14 answer for {frame.imei}, connection is {imei}")
+        raise cmd.CommandFrameError(
+            "imei_mismatch", f"Codec 14 answer for {frame.imei}, connection is {imei}"
+        )
     command_id, command_type = pending.answered(now) if pending is not None else (None, None)
     text = frame.text
     success = frame.type == cmd.TYPE_RESPONSE
     if success and command_type in ("block", "unblock"):
-        # the answer to setdigout names the outputs ("DOUT1:ON Timeout:INFINITY"); anything else is an error text
+        # setdigout answers name the outputs ("DOUT1:ON Timeout:INFINITY"); other text is an error
         success = text.upper().startswith("DOUT")
-    return [CommandAck(imei=imei, protocol=PROTOCOL, server_time=now, success=success,
-                       response=text if text or success else "nACK", command_id=command_id,
-                       command_type=command_type)]
+    return [
+        CommandAck(
+            imei=imei,
+            protocol=PROTOCOL,
+            server_time=now,
+            success=success,
+            response=text if text or success else "nACK",
+            command_id=command_id,
+            command_type=command_type,
+        )
+    ]
 
 
 class TeltonikaStreamCodec:
@@ -158,13 +180,15 @@ class TeltonikaStreamCodec:
         (length,) = _U16.unpack_from(buffer, pos)
         if length == 0 or length > MAX_IMEI_FRAME:
             what = "data before the IMEI handshake" if length == 0 else f"IMEI length {length}"
-            self._close(actions, "bad_imei", buffer[pos:end], f"{what}: not a Teltonika handshake", reply=b"\x00")
+            self._close(
+                actions, "bad_imei", buffer[pos:end], f"{what}: not a Teltonika handshake", reply=b"\x00"
+            )
             return 0
         if end - pos < 2 + length:
             return 0
-        raw = bytes(buffer[pos + 2:pos + 2 + length])
+        raw = bytes(buffer[pos + 2 : pos + 2 + length])
         if not imei_well_formed(raw):
-            self._close(actions, "bad_imei", buffer[pos:pos + 2 + length], "malformed IMEI", reply=b"\x00")
+            self._close(actions, "bad_imei", buffer[pos : pos + 2 + length], "malformed IMEI", reply=b"\x00")
             return 0
         imei = raw.decode("ascii")
         if not luhn_ok(imei):
@@ -180,19 +204,23 @@ class TeltonikaStreamCodec:
             return 0
         preamble, length = HEADER.unpack_from(buffer, pos)
         if preamble != 0:
-            self._close(actions, "bad_preamble", buffer[pos:pos + 48], "stream out of sync")
+            self._close(actions, "bad_preamble", buffer[pos : pos + 48], "stream out of sync")
             return 0
         size = length + OVERHEAD
         if length < 3 or size > self.max_packet:
-            self._close(actions, "bad_length", buffer[pos:pos + 48],
-                        f"data length {length} (frame limit {self.max_packet} bytes)")
+            self._close(
+                actions,
+                "bad_length",
+                buffer[pos : pos + 48],
+                f"data length {length} (frame limit {self.max_packet} bytes)",
+            )
             return 0
         if end - pos < size:
             return 0
-        data = bytes(buffer[pos + 8:pos + 8 + length])
+        data = bytes(buffer[pos + 8 : pos + 8 + length])
         (crc,) = _U32.unpack_from(buffer, pos + 8 + length)
         if crc != crc16(data):
-            self._bad_frame(actions, "bad_crc", buffer[pos:pos + size])
+            self._bad_frame(actions, "bad_crc", buffer[pos : pos + size])
             return size
         codec = data[0]
         imei = self.imei
@@ -205,10 +233,10 @@ class TeltonikaStreamCodec:
             elif codec in cmd.COMMAND_CODECS:
                 actions.append(Store(_command_events(data, imei, now, self.commands)))
             else:
-                self._bad_frame(actions, "unknown_codec", buffer[pos:pos + size])
+                self._bad_frame(actions, "unknown_codec", buffer[pos : pos + size])
                 return size
         except (AvlError, cmd.CommandFrameError) as e:
-            self._bad_frame(actions, e.reason, buffer[pos:pos + size])
+            self._bad_frame(actions, e.reason, buffer[pos : pos + size])
             return size
         self._bad = 0
         return size
@@ -220,7 +248,9 @@ class TeltonikaStreamCodec:
             self._closed = True
             actions.append(Close(f"{self._bad} bad frames in a row"))
 
-    def _close(self, actions: list[Action], reason: str, raw: bytes | bytearray, why: str, reply: bytes = b"") -> None:
+    def _close(
+        self, actions: list[Action], reason: str, raw: bytes | bytearray, why: str, reply: bytes = b""
+    ) -> None:
         actions.append(Rejected(reason, excerpt(bytes(raw), 64), reply=reply))
         actions.append(Close(why))
         self._closed = True
@@ -245,14 +275,14 @@ class TeltonikaDatagramCodec:
         length, packet_id, _unused, avl_id, imei_length = _UDP_HEAD.unpack_from(data, 0)
         if length != len(data) - 2:
             return [Rejected("bad_length", excerpt(data, 64))]
-        raw_imei = bytes(data[8:8 + imei_length])
+        raw_imei = bytes(data[8 : 8 + imei_length])
         if not imei_well_formed(raw_imei):
             return [Rejected("bad_imei", excerpt(data, 64))]
         imei = raw_imei.decode("ascii")
         actions: list[Action] = []
         if not luhn_ok(imei):
             actions.append(Rejected("imei_luhn", raw_imei))
-        body = bytes(data[8 + imei_length:])
+        body = bytes(data[8 + imei_length :])
         if body and body[0] not in AVL_CODECS:
             return actions + [Rejected("unknown_codec", excerpt(data, 64))]
         try:

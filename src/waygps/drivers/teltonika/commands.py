@@ -161,7 +161,7 @@ def decode_command_data(data: bytes) -> CommandFrame:
         raise CommandFrameError("unknown_codec", f"codec 0x{codec:02X}")
     if _HEAD.size + size + 1 != len(data):
         raise CommandFrameError("malformed", f"size {size} does not fit a data field of {len(data)} bytes")
-    payload = bytes(data[_HEAD.size:_HEAD.size + size])
+    payload = bytes(data[_HEAD.size : _HEAD.size + size])
     if codec == CODEC_12:
         return CommandFrame(codec, kind, payload)
     if codec == CODEC_14:
@@ -174,8 +174,9 @@ def decode_command_data(data: bytes) -> CommandFrame:
     # Codec 13
     if size >= 8 and _MS_2000 <= _U64.unpack_from(payload, 0)[0] < _MS_2100:
         millis = _U64.unpack_from(payload, 0)[0]
-        return CommandFrame(codec, kind, payload[8:],
-                            timestamp=datetime.fromtimestamp(millis / 1000, timezone.utc))
+        return CommandFrame(
+            codec, kind, payload[8:], timestamp=datetime.fromtimestamp(millis / 1000, timezone.utc)
+        )
     if size >= 4:
         seconds = _U32.unpack_from(payload, 0)[0]
         stamp = datetime.fromtimestamp(seconds, timezone.utc) if seconds * 1000 >= _MS_2000 else None
@@ -184,7 +185,21 @@ def decode_command_data(data: bytes) -> CommandFrame:
 
 
 __all__ = [
-    "CODEC_12", "CODEC_13", "CODEC_14", "COMMAND_CODECS", "CommandFrame", "CommandFrameError", "NO_RESPONSE",
-    "TYPE_COMMAND", "TYPE_NACK", "TYPE_RESPONSE", "command_text", "decode_command_data", "digout_mask",
-    "encode_codec12", "encode_codec13", "encode_codec14", "pack_imei",
+    "CODEC_12",
+    "CODEC_13",
+    "CODEC_14",
+    "COMMAND_CODECS",
+    "CommandFrame",
+    "CommandFrameError",
+    "NO_RESPONSE",
+    "TYPE_COMMAND",
+    "TYPE_NACK",
+    "TYPE_RESPONSE",
+    "command_text",
+    "decode_command_data",
+    "digout_mask",
+    "encode_codec12",
+    "encode_codec13",
+    "encode_codec14",
+    "pack_imei",
 ]

@@ -47,5 +47,14 @@ def luhn_ok(imei: str) -> bool:
     return total % 10 == 0
 
 
-__all__ = ["CRC", "HEADER", "IMEI_LENGTH", "OVERHEAD", "PREAMBLE", "frame", "imei_frame", "imei_well_formed",
-           "luhn_ok"]
+__all__ = [
+    "CRC",
+    "HEADER",
+    "IMEI_LENGTH",
+    "OVERHEAD",
+    "PREAMBLE",
+    "frame",
+    "imei_frame",
+    "imei_well_formed",
+    "luhn_ok",
+]

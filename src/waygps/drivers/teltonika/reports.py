@@ -129,12 +129,13 @@ def record_events(record: AvlRecord, codec: int, imei: str, now: datetime, now_m
         attributes["device_timestamp"] = stamp
         key = "raw:" + hashlib.blake2b(record.raw, digest_size=10).hexdigest()
     else:
-        device_time = datetime.fromtimestamp(stamp / 1000, timezone.utc)  # exact to the ms (float error < 1 us)
+        device_time = datetime.fromtimestamp(
+            stamp / 1000, timezone.utc
+        )  # exact to the ms (float error < 1 us)
         if stamp - now_ms > FUTURE_TOLERANCE_MS:
             attributes["time_suspect"] = True
-    declared = record.declared_total
-    if declared is not None and declared != record.total:
-        attributes["io_count_declared"] = declared
+    if record.declared_total is not None:
+        attributes["io_count_declared"] = record.declared_total
     satellites = record.satellites
     position = Position(
         imei=imei,
@@ -159,8 +160,17 @@ def record_events(record: AvlRecord, codec: int, imei: str, now: datetime, now_m
     if alarm is not None:
         name, values, message = alarm
         if record.io.get(record.event_id) in values:
-            return [position, Alarm(imei=imei, protocol=PROTOCOL, server_time=now, alarm=name, message=message,
-                                    position_id=position.document_id)]
+            return [
+                position,
+                Alarm(
+                    imei=imei,
+                    protocol=PROTOCOL,
+                    server_time=now,
+                    alarm=name,
+                    message=message,
+                    position_id=position.document_id,
+                ),
+            ]
     return [position]
 
 
@@ -172,4 +182,12 @@ def records_events(records: list[AvlRecord], codec: int, imei: str, now: datetim
     return events
 
 
-__all__ = ["ALARMS", "PROTOCOL", "io_attributes", "ms_of", "ms_to_datetime", "record_events", "records_events"]
+__all__ = [
+    "ALARMS",
+    "PROTOCOL",
+    "io_attributes",
+    "ms_of",
+    "ms_to_datetime",
+    "record_events",
+    "records_events",
+]

@@ -1,0 +1,144 @@
+"""Pure decisions: retries, expiry, the speed guard, ordering, serials, answers (no store, no reactor I/O)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from twisted.internet import task
+
+from waygps.commands import policy
+from waygps.commands.record import new_command
+from waygps.config import CommandsConfig
+
+CONFIG = CommandsConfig(ack_timeout=60.0, max_attempts=3, expiry_hours=24.0, block_max_speed_kmh=20.0)
+
+
+@pytest.fixture
+def clock():
+    c = task.Clock()
+    c.advance(1_790_000_000)
+    return c
+
+
+def now_of(clock: task.Clock) -> datetime:
+    return datetime.fromtimestamp(clock.seconds(), timezone.utc)
+
+
+def command(kind: str, created: datetime, n: int = 0, **fields):
+    doc = new_command("862894020180553", kind, _params(kind), created, 24, "t", "t")
+    doc["_id"] = f"c{n}"
+    doc.update(fields)
+    return doc
+
+
+def _params(kind: str):
+    return {"set_server": {"host": "h.example", "port": 5004}, "set_apn": {"apn": "internet"},
+            "custom": {"text": "getver"}}.get(kind, {})
+
+
+def kinds(decisions):
+    return [(type(d).__name__, d.doc["_id"]) for d in decisions]
+
+
+def test_speed_guard_thresholds():
+    assert policy.speed_guard(None, 20) is None
+    assert policy.speed_guard(20.0, 20) is None
+    assert policy.speed_guard(20.5, 20) == ("vehicle moving: last known speed 20.5 km/h is above the "
+                                            "20 km/h block limit")
+    assert policy.speed_guard(300.0, 0) is None
+
+
+def test_plan_sends_the_oldest_and_queues_the_rest(clock):
+    now = now_of(clock)
+    docs = [command("reboot", now, 1), command("request_position", now, 2)]
+    assert kinds(policy.plan(docs, now, None, CONFIG)) == [("Send", "c1"), ("Queue", "c2")]
+
+
+def test_plan_holds_a_block_at_speed_and_lets_other_commands_pass(clock):
+    now = now_of(clock)
+    docs = [command("block", now, 1), command("unblock", now, 2), command("request_position", now, 3),
+            command("block", now, 4)]
+    decisions = policy.plan(docs, now, 45.0, CONFIG)
+    assert kinds(decisions) == [("Wait", "c1"), ("Wait", "c2"), ("Send", "c3"), ("Wait", "c4")]
+    assert decisions[0].kind == "speed" and decisions[1].kind == "order"
+    assert decisions[1].reason == "waiting behind the earlier block/unblock command c1"
+
+
+def test_plan_unblock_is_never_held_by_speed(clock):
+    now = now_of(clock)
+    assert kinds(policy.plan([command("unblock", now, 1)], now, 120.0, CONFIG)) == [("Send", "c1")]
+
+
+def test_plan_block_goes_out_once_slow_or_guard_off(clock):
+    now = now_of(clock)
+    docs = [command("block", now, 1)]
+    assert kinds(policy.plan(docs, now, 5.0, CONFIG)) == [("Send", "c1")]
+    off = CommandsConfig(block_max_speed_kmh=0.0)
+    assert kinds(policy.plan(docs, now, 130.0, off)) == [("Send", "c1")]
+
+
+def test_plan_expires_and_rejects_without_sending(clock):
+    created = now_of(clock)
+    clock.advance(24 * 3600)
+    now = now_of(clock)
+    docs = [command("block", created, 1), command("reboot", now, 2, type="explode"),
+            command("set_server", now, 3, params={"host": "x", "port": 99999}), command("reboot", now, 4)]
+    decisions = policy.plan(docs, now, None, CONFIG)
+    assert kinds(decisions) == [("Finish", "c1"), ("Finish", "c2"), ("Finish", "c3"), ("Send", "c4")]
+    assert [d.status for d in decisions[:3]] == ["expired", "failed", "failed"]
+    assert decisions[0].reason.startswith("not delivered before ")
+    assert decisions[2].reason == "invalid command: params.port must be a port number 1-65535, got 99999"
+
+
+def test_expiry_from_created_when_missing(clock):
+    now = now_of(clock)
+    doc = {"createdAt": now}
+    assert policy.expires_at(doc, CONFIG) == now + timedelta(hours=24)
+    assert policy.expires_at({}, CONFIG) is None
+
+
+def test_after_lost_ack_retries_then_fails_or_expires(clock):
+    now = now_of(clock)
+    doc = command("block", now, 1, attempts=1)
+    assert policy.after_lost_ack(doc, now, CONFIG, "no acknowledgement within 60 s") == (
+        "pending", "no acknowledgement within 60 s; will be sent again (attempt 1 of 3 done)")
+    doc["attempts"] = 3
+    assert policy.after_lost_ack(doc, now, CONFIG, "x") == ("failed", "x; no acknowledgement after 3 attempt(s)")
+    clock.advance(25 * 3600)
+    doc["attempts"] = 1
+    assert policy.after_lost_ack(doc, now_of(clock), CONFIG, "x") == ("expired", "x; expired")
+
+
+def test_ack_deadline_own_and_abandoned(clock):
+    now = now_of(clock)
+    doc = {"sentAt": now}
+    assert policy.ack_deadline(doc, CONFIG, own=True) == now + timedelta(seconds=60)
+    assert policy.ack_deadline(doc, CONFIG, own=False) == now + timedelta(seconds=120)
+    assert policy.ack_deadline({}, CONFIG, own=True) is None
+
+
+def test_pick_serial_avoids_recent_serials():
+    rng = random.Random(7)
+    used = {f"{i:04X}" for i in range(1, 0x10000) if i != 0x0ABC}
+    assert policy.pick_serial(used, rng) == "0ABC"
+    serial = policy.pick_serial(set(), random.Random(1))
+    assert len(serial) == 4 and int(serial, 16) > 0
+
+
+def test_ack_fits_by_type_or_protocol_word():
+    block = {"type": "block", "frame": "AT+GTOUT=gv50,1,,,0,0,0,0,0,0,0,,,,,,,00A1$"}
+    assert policy.ack_fits(block, None)
+    assert policy.ack_fits(block, "GTOUT")
+    assert not policy.ack_fits(block, "GTSRI")
+    assert policy.ack_fits(block, "block")
+    assert not policy.ack_fits(block, "set_server")
+    custom = {"type": "custom", "frame": "AT+GTRTO=gv50,3,,,,,,0001$"}
+    assert policy.ack_fits(custom, "reboot")
+    assert policy.ack_fits({"type": "reboot"}, "GTRTO"), "no frame recorded: the serial decides"
+
+
+def test_ack_outcome():
+    assert policy.ack_outcome({}, True, "DOUT1:ON") == ("confirmed", "acknowledged by the device: DOUT1:ON")
+    assert policy.ack_outcome({}, False, "") == ("failed", "refused by the device: (no text)")

@@ -1,0 +1,165 @@
+"""Helpers of the persistence tests: events, configurations, a scriptable collection, a killable store."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY
+from twisted.internet.defer import Deferred
+
+from waygps.config import Config, MongoConfig, PersistenceConfig, RetentionConfig
+from waygps.events import Position
+from waygps.store.embedded import find_command
+
+T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+IMEI = "862894020180553"
+OTHER = "356307042441013"
+
+
+def position(imei: str = IMEI, key: str = "k1", *, minutes: float = 0.0, lat: float = -17.72,
+             lon: float = -63.1, valid: bool = True, protocol: str = "gv50", base: datetime = T0,
+             **values: Any) -> Position:
+    """A report ``minutes`` after ``base`` (device and server time alike unless given)."""
+    when = base + timedelta(minutes=minutes)
+    fields: dict[str, Any] = dict(imei=imei, protocol=protocol, device_time=when, server_time=when,
+                                  event="GTFRI", key=key, valid=valid, latitude=lat, longitude=lon, speed=20.0,
+                                  course=147.0, altitude=329.7, hdop=1.0, satellites=9)
+    fields.update(values)
+    return Position(**fields)
+
+
+def config(database: str = "waygps", uri: str = "", days: int = 90, write_concern: str = "majority",
+           **persistence: Any) -> Config:
+    return Config(mongodb=MongoConfig(uri=uri, database=database, write_concern=write_concern),
+                  persistence=PersistenceConfig(**persistence), retention=RetentionConfig(days=days))
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class Call:
+    """One write the service sent to :class:`FakeCollection`; the test answers it."""
+
+    def __init__(self, method: str, payload: list, ordered: bool) -> None:
+        self.method = method
+        self.payload = payload
+        self.ordered = ordered
+        self.deferred: Deferred = Deferred()
+
+    def succeed(self) -> None:
+        self.deferred.callback(None)
+
+    def fail(self, error: Exception) -> None:
+        self.deferred.errback(error)
+
+
+class FakeCollection:
+    """The two txmongo write methods the service uses, answered by hand (timing tests on a Clock)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls: list[Call] = []
+        self.write_concern: Any = None
+
+    def with_options(self, write_concern: Any = None, **_: Any) -> "FakeCollection":
+        self.write_concern = write_concern
+        return self
+
+    def insert_many(self, documents: list, ordered: bool = True) -> Deferred:
+        call = Call("insert_many", list(documents), ordered)
+        self.calls.append(call)
+        return call.deferred
+
+    def bulk_write(self, requests: list, ordered: bool = True) -> Deferred:
+        call = Call("bulk_write", list(requests), ordered)
+        self.calls.append(call)
+        return call.deferred
+
+    def pending(self) -> list[Call]:
+        return [c for c in self.calls if not c.deferred.called]
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.collections = {kind: FakeCollection(kind) for kind in ("positions", "vehicles", "commands")}
+
+    def collection(self, kind: str) -> FakeCollection:
+        return self.collections[kind]
+
+    @property
+    def positions(self) -> FakeCollection:
+        return self.collections["positions"]
+
+    @property
+    def vehicles(self) -> FakeCollection:
+        return self.collections["vehicles"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class KillableStore:
+    """A secantusd-py child of this test only: killed (SIGKILL) and restarted on the same port and data."""
+
+    def __init__(self) -> None:
+        command = find_command("secantusd-py")
+        if command is None:
+            raise RuntimeError("secantusd-py not found: install the test extra")
+        self.command = command
+        self.dir = Path(tempfile.mkdtemp(prefix="waygps-outage-"))
+        self.port = free_port()
+        self.uri = f"mongodb://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen | None = None
+        self.log = open(self.dir / "secantusd.log", "ab")
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.command, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path",
+             str(self.dir / "data"), "--standalone", "--log-level", "WARNING", "--cache-size", "128M"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 60.0) -> None:
+        import pymongo
+
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"secantusd-py exited: {(self.dir / 'secantusd.log').read_text()[-2000:]}")
+            try:
+                client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=300)
+                client.admin.command("ping")
+                client.close()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
