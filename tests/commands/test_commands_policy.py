@@ -111,14 +111,6 @@ def test_after_lost_ack_retries_then_fails_or_expires(clock):
     assert policy.after_lost_ack(doc, now_of(clock), CONFIG, "x") == ("expired", "x; expired")
 
 
-def test_ack_deadline_own_and_abandoned(clock):
-    now = now_of(clock)
-    doc = {"sentAt": now}
-    assert policy.ack_deadline(doc, CONFIG, own=True) == now + timedelta(seconds=60)
-    assert policy.ack_deadline(doc, CONFIG, own=False) == now + timedelta(seconds=120)
-    assert policy.ack_deadline({}, CONFIG, own=True) is None
-
-
 def test_pick_serial_avoids_recent_serials():
     rng = random.Random(7)
     used = {f"{i:04X}" for i in range(1, 0x10000) if i != 0x0ABC}

@@ -120,15 +120,6 @@ def plan(pending: Sequence[Mapping[str, Any]], now: datetime, speed: float | Non
     return decisions
 
 
-def ack_deadline(doc: Mapping[str, Any], config: CommandsConfig, own: bool) -> datetime | None:
-    """When an unacknowledged ``sent`` command is given up on (later for another instance's)."""
-    sent = doc.get("sentAt")
-    if not isinstance(sent, datetime):
-        return None
-    factor = 1.0 if own else ABANDONED_FACTOR
-    return sent + timedelta(seconds=config.ack_timeout * factor)
-
-
 def after_lost_ack(doc: Mapping[str, Any], now: datetime, config: CommandsConfig, why: str) -> tuple[str, str]:
     """A ``sent`` command lost its chance of an acknowledgement: retry, fail or expire.
 

@@ -82,10 +82,19 @@ class _AckQueue:
 
         stored.addCallbacks(lambda _: settle(True), lambda f: settle(False))
 
+    def reply(self, data: bytes) -> None:
+        """An immediate answer (``ERR …``) that must not overtake earlier reports' acks."""
+        if self._entries:
+            self._entries.append([data, "reply"])
+        else:
+            self._write(data)
+
     def _flush(self) -> None:
         while self._entries and self._entries[0][1] is not None:
             store, ok = self._entries.popleft()
-            if ok:
+            if ok == "reply":
+                self._write(store)
+            elif ok:
                 if store.ack:
                     self._write(store.ack)
                     metrics.ACKS_SENT.labels(self._driver).inc()
@@ -220,7 +229,8 @@ class DeviceProtocol(Protocol):
             log.warn("{driver} {imei} {peer}: rejected ({reason}): {excerpt}", driver=self.protocol,
                      imei=self.imei, peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
             if action.reply:
-                self._write(action.reply)
+                assert self._acks is not None
+                self._acks.reply(action.reply)
         elif isinstance(action, Close):
             log.warn("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, why=action.reason)

@@ -19,7 +19,11 @@ from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Twisted's own client warns about its transport proxy when a response arrives with "Connection: close".
+    pytest.mark.filterwarnings("ignore:Using readBody with a transport:DeprecationWarning"),
+]
 
 TCP = {"driver": "generic", "transport": "tcp"}
 UDP = {"driver": "generic", "transport": "udp"}
@@ -83,8 +87,8 @@ class UdpClient(DatagramProtocol):
 
 @inlineCallbacks
 def positions(server: Any, imei: str) -> Any:
-    found = yield server.store.collection("positions").find({"IMEI": imei}, sort={"dataDevice": 1})
-    return found
+    found = yield server.store.collection("positions").find({"IMEI": imei})
+    return sorted(found, key=lambda d: (d["dataDevice"], d["latitude"] or 0))
 
 
 @inlineCallbacks
@@ -115,14 +119,14 @@ def test_every_line_format_over_tcp_is_stored_and_answered(start_server: Any) ->
     clock, date = time.strftime("%H%M%S.00", fix), time.strftime("%d%m%y", fix)
     answers = yield send_lines(
         port,
+        b"id=123456789012345;lat=95;lon=1\n",
         b"IMEI: 123456789012345, LAT: -34.603722, LON: -58.381592, SPD: 45, HDG: 180\n",
         f'{{"imei": "123456789012345", "lat": -34.61, "lon": -58.39, "speed": 30, "alt": 12, "time": {t},'
         f' "ignition": true, "temp": 21.5}}\n'.encode(),
         ("123456789012345," + nmea(f"GNRMC,{clock},A,3436.22332,S,05822.89552,W,10.0,77.52,{date},,,A")
          + "\r\n").encode(),
-        b"id=123456789012345;lat=95;lon=1\n",
     )
-    assert answers == [b"OK 1\n", b"OK 1\n", b"OK 1\n", b"ERR lat_out_of_range\n"]
+    assert answers == [b"ERR lat_out_of_range\n", b"OK 1\n", b"OK 1\n", b"OK 1\n"]
     docs = yield positions(server, "123456789012345")
     assert len(docs) == 3
     by_format = {d["attributes"]["format"]: d for d in docs}
@@ -136,6 +140,14 @@ def test_every_line_format_over_tcp_is_stored_and_answered(start_server: Any) ->
     assert js["ignicao"] is True and js["altitude"] == 12.0 and js["attributes"]["temp"] == 21.5
     assert int(js["dataDevice"].timestamp()) == t
     assert by_format["nmea"]["speed"] == 18.52
+
+
+@pytest_twisted.inlineCallbacks
+def test_err_answers_keep_the_order_of_the_lines(start_server: Any) -> None:
+    server = yield start_server(listeners=[TCP])
+    answers = yield send_lines(server.port(0), b"id=order-1,lat=1,lon=2\n", b"id=order-1,lat=95,lon=2\n",
+                               b"id=order-1,lat=3,lon=4\n")
+    assert answers == [b"OK 1\n", b"ERR lat_out_of_range\n", b"OK 1\n"]
 
 
 @pytest_twisted.inlineCallbacks

@@ -198,7 +198,7 @@ class GenericStreamCodec:
             request = self._reader.feed(data)
         except HttpError as error:
             self.mode = "done"
-            return self._http_rejected(error.status, error.reason, data[:48])
+            return self._http_rejected(error.status, error.reason, self._reader.request_start)
         if self._reader.continue_due:
             self._reader.continue_due = False
             actions.append(Send(CONTINUE))

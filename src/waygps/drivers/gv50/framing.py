@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 # What ``Splitter.feed`` returns: (kind, bytes, size) tuples, in stream order.
-FRAME: Final = "frame"  # a complete text frame (ending in "$" when that delimited it)
+FRAME: Final = "frame"  # a complete text frame, its delimiter removed
 NOISE: Final = "noise"  # bytes before a "+" that are not whitespace/NUL (excerpt)
 OVERSIZE: Final = "oversize"  # a frame longer than the maximum, thrown away (excerpt)
 UNTERMINATED: Final = "unterminated"  # text followed by another header without a delimiter
@@ -86,6 +86,8 @@ class Splitter:
             out.append((OVERSIZE, b"", end + 1))
             pos = end + 1
             self._skipping = False
+        if buf.find(b"\n", pos) == -1 and buf.find(b"\x00", pos) == -1:
+            pos = self._clean_frames(buf, pos, out)
         while pos < size:
             if buf[pos] != 0x2B:  # "+"
                 plus = buf.find(b"+", pos)
@@ -113,8 +115,7 @@ class Splitter:
                     pos = size
                 break
             consumed = end + 1 - pos
-            # A "$" stays on the frame (it is part of the raw text a document keeps).
-            frame = buf[pos:end + 1] if buf[end] == 0x24 else buf[pos:end].rstrip(_BLANK)
+            frame = buf[pos:end] if buf[end] == 0x24 else buf[pos:end].rstrip(_BLANK)  # CR before LF
             pos = end + 1
             if consumed > limit + 1:
                 out.append((OVERSIZE, frame[:EXCERPT], consumed))
@@ -124,6 +125,23 @@ class Splitter:
                 out.append((FRAME, frame, consumed))
         self._buffer = buf[pos:] if pos < size else b""
         return out
+
+    def _clean_frames(self, buf: bytes, pos: int, out: list) -> int:
+        """Bulk path for the usual stream, ``+RESP:...$+RESP:...$``: one C-level split on ``$``.
+
+        Returns where the general loop must continue: at the first piece that is not a
+        plain text frame (noise, binary, an embedded header, too long), or the unfinished tail.
+        """
+        pieces = buf[pos:].split(b"$")
+        limit = self.max_frame
+        for piece in pieces[:-1]:
+            if piece.startswith(_TEXT_HEADS) and piece.find(b"+", 1) == -1 and len(piece) <= limit:
+                size = len(piece) + 1
+                out.append((FRAME, piece, size))
+                pos += size
+            else:
+                break
+        return pos
 
     def flush(self) -> list[tuple[str, bytes, int]]:
         """The end of a datagram (or of a capture) ends its last frame."""

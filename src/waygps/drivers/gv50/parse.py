@@ -125,7 +125,7 @@ def _check_version_and_id(version: str, unique_id: str) -> None:
 
 
 def split_fields(text: str) -> list[str]:
-    """The comma-separated fields of a frame, without its final ``$``."""
+    """The comma-separated fields of a frame (a final ``$``, if still there, is dropped)."""
     return (text[:-1] if text[-1:] == "$" else text).split(",")
 
 
