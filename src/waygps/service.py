@@ -219,6 +219,10 @@ class WayGPSService(MultiService):
         if self.embedded is None or self.embedded not in parts:
             yield _quietly(self.store.close())
         log.info("waygps: stopped")
+        if self.exit_on_failure:
+            # A clean stop on SIGINT / SIGTERM exits 0: twistd would otherwise re-raise the
+            # signal it caught (reactor._exitSignal) and the process would end "killed".
+            self.reactor._exitSignal = None
 
 
 def _quietly(d: Deferred) -> Deferred:

@@ -239,8 +239,12 @@ def test_store_before_close_when_garbage_follows_a_good_packet() -> None:
 # --- UDP datagrams (the codec alone) ------------------------------------------------------------------
 
 
-def udp_datagram(body: bytes, imei: bytes = b"352093086403655", packet_id: int = 0xCAFE, avl_id: int = 9) -> bytes:
-    rest = packet_id.to_bytes(2, "big") + b"\x01" + bytes((avl_id,)) + len(imei).to_bytes(2, "big") + imei + body
+def udp_datagram(
+    body: bytes, imei: bytes = b"352093086403655", packet_id: int = 0xCAFE, avl_id: int = 9
+) -> bytes:
+    rest = (
+        packet_id.to_bytes(2, "big") + b"\x01" + bytes((avl_id,)) + len(imei).to_bytes(2, "big") + imei + body
+    )
     return len(rest).to_bytes(2, "big") + rest
 
 

@@ -148,22 +148,16 @@ class _Core:
             return out
         last = len(blocks) - 1
         ignition = report.ignition
-        for (index, accuracy, speed, course, altitude, longitude, latitude, when, when_raw, mcc, mnc, lac,
-             cell_id, satellites, trigger, mileage) in blocks:
+        for (index, accuracy, speed, course, altitude, longitude, latitude, when, when_raw, cell, satellites,
+             trigger, mileage) in blocks:
             attributes = common.copy()
             if index == blocks[last][0]:
                 attributes.update(report.tail)
                 ignition = _either(report)
             if accuracy is not None:
                 attributes["gps_accuracy"] = accuracy
-            if mcc is not None:
-                attributes["mcc"] = mcc
-            if mnc is not None:
-                attributes["mnc"] = mnc
-            if lac is not None:
-                attributes["lac"] = lac
-            if cell_id is not None:
-                attributes["cell_id"] = cell_id
+            if cell:
+                attributes.update(cell)
             if trigger is not None:
                 attributes["gnss_trigger"] = trigger
             if mileage is not None:

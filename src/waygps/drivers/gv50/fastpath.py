@@ -15,7 +15,7 @@ from datetime import datetime
 
 from waygps.actions import Store
 from waygps.drivers.gv50.parse import _VERSIONS, HEX_DIGITS
-from waygps.drivers.gv50.reports import _COMMON, _STATUS
+from waygps.drivers.gv50.reports import _COMMON, _STATUS, cell_info
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
@@ -32,16 +32,17 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     battery, status, send, count = fields[-7], fields[-6], fields[-2], fields[-1]
     base = _COMMON.get((version, name))
     known = _STATUS.get(status)
-    # The checks parse.parse_frame and reports._fri make, in the same terms; conversions below
-    # that fail (a non-number) send the frame to the general path, which rejects it properly.
+    # The checks parse.parse_frame and reports._fri make, in the same terms (the text comes from an
+    # ASCII decode, so isdigit() sees ASCII digits only); a conversion below that fails sends the
+    # frame to the general path, which rejects it with its reason.
     if (unique_id != imei or number != "1" or base is None or known is None or version not in _VERSIONS
-            or len(count) != 4 or count.strip(HEX_DIGITS) or not count.isascii()
-            or (send and (len(send) != 14 or not send.isdigit())) or not lon or not lat
-            or len(when) != 14 or not when.isdigit() or not when.isascii() or (reserved and reserved != "00")
-            or len(kind) != 2 or kind.strip(HEX_DIGITS) or not kind.isascii()
-            or (power and not (power.isdigit() and power.isascii())) or (analog and not analog.isdigit())):
+            or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
+            or not lon or not lat or len(when) != 14 or not when.isdigit() or (reserved and reserved != "00")
+            or len(kind) != 2 or kind.strip(HEX_DIGITS) or (power and not power.isdigit())
+            or (analog and not analog.isdigit())):
         return None
     try:
+        cell_attributes = cell_info(mcc, mnc, lac, cell)
         longitude = float(lon)
         latitude = float(lat)
         speed_v = float(speed) if speed else None
@@ -49,10 +50,6 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         altitude_v = float(altitude) if altitude else None
         mileage_v = float(mileage) if mileage else None
         acc = int(accuracy) if accuracy else None
-        mcc_v = int(mcc) if mcc else None
-        mnc_v = int(mnc) if mnc else None
-        lac_v = int(lac, 16) if lac else None
-        cell_v = int(cell, 16) if cell else None
         fix = _from_iso(f"{when[0:4]}-{when[4:6]}-{when[6:8]}T{when[8:10]}:{when[10:12]}:{when[12:14]}+00:00")
     except ValueError:
         return None
@@ -80,14 +77,8 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     attributes.update(known[0])
     if acc is not None:
         attributes["gps_accuracy"] = acc
-    if mcc_v is not None:
-        attributes["mcc"] = mcc_v
-    if mnc_v is not None:
-        attributes["mnc"] = mnc_v
-    if lac_v is not None:
-        attributes["lac"] = lac_v
-    if cell_v is not None:
-        attributes["cell_id"] = cell_v
+    if cell_attributes:
+        attributes.update(cell_attributes)
     position = Position(
         imei=imei, protocol=protocol, device_time=fix, server_time=now, event="GTFRI",
         key=f"GTFRI,{send},{count},0,{when}", valid=acc != 0, latitude=latitude, longitude=longitude,

@@ -21,7 +21,7 @@ _from_iso = datetime.fromisoformat
 
 # A position block (§2.4) is a tuple, in this order (tuples are cheap; a report may hold 15):
 # (index, accuracy, speed, course, altitude, longitude, latitude, time, time_raw,
-#  mcc, mnc, lac, cell_id, satellites, trigger, mileage)
+#  cell (dict of mcc/mnc/lac/cell_id, shared: read only), satellites, trigger, mileage)
 # ``time`` is None when the block has no fix time; longitude/latitude are None without coordinates.
 Block = tuple
 
@@ -136,6 +136,32 @@ def _report_byte(text: str, report: Report) -> None:
 # --- position blocks -----------------------------------------------------------
 
 
+_CELLS: dict[tuple[str, str, str, str], dict[str, int]] = {}
+
+
+def cell_info(mcc: str, mnc: str, lac: str, cell: str) -> dict[str, int]:
+    """Serving-cell attributes of a block (MCC/MNC decimal, LAC/cell ID hex); ValueError if malformed.
+
+    Memoised (a device stays in a cell for many reports): callers must not modify the result.
+    """
+    key = (mcc, mnc, lac, cell)
+    out = _CELLS.get(key)
+    if out is None:
+        out = {}
+        if mcc:
+            out["mcc"] = int(mcc)
+        if mnc:
+            out["mnc"] = int(mnc)
+        if lac:
+            out["lac"] = int(lac, 16)
+        if cell:
+            out["cell_id"] = int(cell, 16)
+        if len(_CELLS) >= 4096:
+            _CELLS.clear()
+        _CELLS[key] = out
+    return out
+
+
 def _block(fields: list[str], start: int, index: int, report: Report) -> int:
     """Parse the block at ``start``; return the index after it. Out-of-range blocks are dropped."""
     end = start + BLOCK
@@ -186,8 +212,7 @@ def _block(fields: list[str], start: int, index: int, report: Report) -> int:
             raise ValueError("not a finite number")
         report.blocks.append((
             index, int(accuracy) if accuracy else None, speed_v, course_v, altitude_v, lon_v, lat_v,
-            time_v, when, int(mcc) if mcc else None, int(mnc) if mnc else None,
-            int(lac, 16) if lac else None, int(cell, 16) if cell else None, satellites, trigger, mileage,
+            time_v, when, cell_info(mcc, mnc, lac, cell), satellites, trigger, mileage,
         ))
     except ValueError as e:
         if isinstance(e, FrameError):
