@@ -4,7 +4,8 @@ Run: .venv/bin/python benchmarks/bench_teltonika_decode.py [--packets N] [--roun
 
 Input: ``--packets`` distinct Codec 8 Extended TCP packets (default 2000), each of
 10 records with 20 IO elements (8 one-byte, 6 two-byte, 4 four-byte, 2 eight-byte),
-values and times varying like one device's history. Figures (best of ``--rounds``):
+values and times varying like one device's history. Figures (best of
+``--rounds`` rounds, each round measuring every contender in turn):
 
 * ``waygps decode``  - frame, CRC-16 check and record decoding (``avl.decode_data``):
   records with their IO IDs and raw values, the same output the peers produce;
@@ -38,6 +39,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from waygps.actions import Store
 from waygps.drivers.teltonika import crc as crc_module
@@ -118,19 +120,14 @@ def pin(cpu: int | None) -> int | None:
     return cpu
 
 
-def best(run, rounds: int) -> float:
-    """Best seconds of ``rounds`` runs (after one warm-up run)."""
-    run()
-    return min(_timed(run) for _ in range(rounds))
-
-
-def _timed(run) -> float:
+def rate(run, records: int) -> float:
+    """Records per second of one timed call of ``run``."""
     started = time.perf_counter()
     run()
-    return time.perf_counter() - started
+    return records / (time.perf_counter() - started)
 
 
-def bench_decode(data: list[bytes], rounds: int) -> float:
+def decode_run(data: list[bytes]):
     crc16 = crc_module.crc16
 
     def run() -> None:
@@ -143,23 +140,29 @@ def bench_decode(data: list[bytes], rounds: int) -> float:
             decoded += len(decode_data(body)[1])
         assert decoded == RECORDS * len(data)
 
-    return RECORDS * len(data) / best(run, rounds)
+    return run
 
 
-def bench_codec(data: list[bytes], rounds: int) -> float:
+def codec_run(data: list[bytes], python_crc: bool = False):
     now = datetime.now(timezone.utc)
 
     def run() -> None:
-        codec = TeltonikaStreamCodec()
-        codec.receive(imei_frame(IMEI), now)
-        decoded = 0
-        for packet in data:
-            for action in codec.receive(packet, now):
-                if type(action) is Store:
-                    decoded += len(action.events)
+        fast = codec_module.crc16
+        if python_crc:
+            codec_module.crc16 = crc_module.crc16_python
+        try:
+            codec = TeltonikaStreamCodec()
+            codec.receive(imei_frame(IMEI), now)
+            decoded = 0
+            for packet in data:
+                for action in codec.receive(packet, now):
+                    if type(action) is Store:
+                        decoded += len(action.events)
+        finally:
+            codec_module.crc16 = fast
         assert decoded == RECORDS * len(data), decoded
 
-    return RECORDS * len(data) / best(run, rounds)
+    return run
 
 
 PY_PEER = r"""
@@ -205,12 +208,18 @@ console.log(JSON.stringify({records: n, seconds: best, elements}));
 """
 
 
-def peer(command: list[str], cpu: int | None, env: dict[str, str] | None = None) -> dict:
+def peer(
+    name: str, command: list[str], cpu: int | None, total: int, env: dict[str, str] | None = None
+) -> float:
+    """Run one peer process (its own warm-up, then one timed pass): records per second."""
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     result = subprocess.run(command, capture_output=True, text=True, preexec_fn=preexec, env=env, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    if out["records"] != total or out["elements"] != 20:
+        raise ValueError(f"{name} decoded {out['records']} records with {out['elements']} elements each")
+    return out["records"] / out["seconds"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,59 +238,57 @@ def main(argv: list[str] | None = None) -> int:
     total = RECORDS * len(data)
     print(
         f"Teltonika decode benchmark: {len(data)} Codec 8E packets x {RECORDS} records x 20 IO elements "
-        f"({len(data[0])} bytes each), CRC checked, best of {args.rounds}, "
+        f"({len(data[0])} bytes each), CRC checked, best of {args.rounds} interleaved rounds, "
         f"{'pinned to CPU ' + str(cpu) if cpu is not None else 'not pinned'}; "
         f"Python {sys.version.split()[0]}, "
         f"CRC {crc_module.IMPLEMENTATION}"
     )
-    figures: dict[str, float] = {}
-    figures["waygps decode"] = bench_decode(data, args.rounds)
-    figures["waygps codec"] = bench_codec(data, args.rounds)
+    # Every contender is measured once per round, rounds interleaved, and its best round kept:
+    # a machine busy with something else for a while then costs every contender alike.
+    contenders: dict[str, Any] = {
+        "waygps decode": lambda: rate(decode_run(data), total),
+        "waygps codec": lambda: rate(codec_run(data), total),
+    }
     if crc_module.IMPLEMENTATION != "python":
-        fast = codec_module.crc16
-        codec_module.crc16 = crc_module.crc16_python
-        try:
-            figures["waygps codec, Python CRC"] = bench_codec(data, args.rounds)
-        finally:
-            codec_module.crc16 = fast
-
+        contenders["waygps codec, Python CRC"] = lambda: rate(codec_run(data, python_crc=True), total)
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="waygps-bench-") as tmp:
         hex_file = Path(tmp, "packets.hex")
         hex_file.write_text("\n".join(p.hex() for p in data))
         if Path(PEER_PYTHON).exists():
-            script = Path(tmp, "peer.py")
-            script.write_text(PY_PEER)
-            try:
-                out = peer([PEER_PYTHON, str(script), str(hex_file), str(args.rounds)], cpu)
-                if out["records"] != total or out["elements"] != 20:
-                    print(
-                        f"warning: codecs-protocol decoded {out['records']} records, "
-                        f"{out['elements']} elements"
-                    )
-                figures["codecs-protocol"] = out["records"] / out["seconds"]
-            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
-                print(f"peer codecs-protocol: FAILED ({e}); install with: {INSTALL_PY}")
+            py_script = Path(tmp, "peer.py")
+            py_script.write_text(PY_PEER)
+            contenders["codecs-protocol"] = lambda: peer(
+                "codecs-protocol", [PEER_PYTHON, str(py_script), str(hex_file), "1"], cpu, total
+            )
         else:
             print(f"peer codecs-protocol: MISSING ({PEER_PYTHON} not found); install with: {INSTALL_PY}")
         node = shutil.which("node")
         modules = Path(PEER_NODE_DIR, "node_modules", "complete-teltonika-parser")
         if node and modules.exists():
-            script = Path(tmp, "peer.js")
-            script.write_text(NODE_PEER)
+            js_script = Path(tmp, "peer.js")
+            js_script.write_text(NODE_PEER)
             env = dict(os.environ, NODE_PATH=str(Path(PEER_NODE_DIR, "node_modules")))
-            try:
-                out = peer([node, str(script), str(hex_file), str(args.rounds)], cpu, env)
-                if out["records"] != total or out["elements"] != 20:
-                    print(
-                        f"warning: complete-teltonika-parser decoded {out['records']} records, "
-                        f"{out['elements']} elements"
-                    )
-                figures["complete-teltonika-parser"] = out["records"] / out["seconds"]
-            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
-                print(f"peer complete-teltonika-parser: FAILED ({e}); install with: {INSTALL_NODE}")
+            contenders["complete-teltonika-parser"] = lambda: peer(
+                "complete-teltonika-parser", [node, str(js_script), str(hex_file), "1"], cpu, total, env
+            )
         else:
             why = "node not found" if not node else f"{modules} not found"
             print(f"peer complete-teltonika-parser: MISSING ({why}); install with: {INSTALL_NODE}")
+        for name in ("waygps decode", "waygps codec"):
+            contenders[name]()  # warm-up (struct and naming caches)
+        failed: set[str] = set()
+        for _ in range(args.rounds):
+            for name, measure in contenders.items():
+                if name in failed:
+                    continue
+                try:
+                    figures[name] = max(figures.get(name, 0.0), measure())
+                except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                    install = INSTALL_PY if name == "codecs-protocol" else INSTALL_NODE
+                    print(f"peer {name}: FAILED ({e}); install with: {install}")
+                    failed.add(name)
+                    figures.pop(name, None)
 
     labels = {
         "waygps decode": "waygps decode (CRC + records)",

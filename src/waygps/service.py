@@ -210,7 +210,7 @@ class WayGPSService(MultiService):
             if part in listeners:
                 continue
             if part is self.web:
-                yield _quietly(self.web.stop())
+                yield _quietly(maybeDeferred(self.web.stop))
             elif part is self.embedded:
                 yield _quietly(self.store.close())
                 yield _quietly(self.embedded.stopService())

@@ -77,7 +77,7 @@ def test_initial_state_and_live_updates_in_scope(start_server: Any) -> None:
     everyone = connect(server.web_port, "?token=all-secret")
     scoped = connect(server.web_port, headers={"Authorization": "Bearer one-secret"})
     yield everyone.opened
-    yield scoped.opened
+    scoped_protocol = yield scoped.opened
     state = yield everyone.messages.get()
     assert state["type"] == "initial_state"
     assert {m["mobile_id"] for m in state["mobiles"]} == {IMEI, OTHER}
@@ -98,7 +98,6 @@ def test_initial_state_and_live_updates_in_scope(start_server: Any) -> None:
     assert stored is not None
 
     scoped.messages.pending.clear()
-    scoped_protocol = yield scoped.opened
     scoped_protocol.sendMessage(json.dumps({"type": "subscribe_mobile", "mobile_id": OTHER}).encode())
     error = yield scoped.messages.get()
     assert error["type"] == "error" and OTHER in error["message"]

@@ -254,4 +254,4 @@ class GpsFeedFactory(WebSocketServerFactory):
     def close(self) -> None:
         self._unsubscribe()
         for client in list(self.clients):
-            client.sendClose(1001, "server shutting down")
+            client.sendClose(1000, "server shutting down")

@@ -18,6 +18,7 @@ from attrs import frozen
 from waygps.actions import Action, Close, Identified, Rejected, Send, Store
 from waygps.commands.model import Command
 from waygps.drivers.gv50 import framing
+from waygps.drivers.gv50.framing import FRAME
 from waygps.drivers.gv50.commands import ACK_TYPES, RTO_TYPES, Settings, encode
 from waygps.drivers.gv50.fastpath import fast_gtfri
 from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame, split_fields
@@ -201,9 +202,19 @@ class Gv50StreamCodec(_Core):
         actions: list[Action] = []
         if self.closed:
             return actions
+        fast = self.imei if not self._luhn_bad else None  # the shortcut serves identified devices
+        ack, protocol = self.ack, self.protocol
         for kind, chunk, size in self.splitter.feed(data):
-            if kind == framing.FRAME:
-                self._frame(chunk, size, now, actions)
+            if kind is FRAME:
+                text = chunk.decode("ascii", "replace")
+                fields = text.split(",")
+                if fast is not None and len(fields) > 22:
+                    store = fast_gtfri(fields, text, fast, now, ack, protocol)
+                    if store is not None:
+                        self._garbage = 0
+                        actions.append(store)
+                        continue
+                self._frame(chunk, size, text, fields, now, actions)
             elif kind == framing.NOISE:
                 self._garbage += size
                 if chunk:
@@ -224,15 +235,8 @@ class Gv50StreamCodec(_Core):
             self.closed = True
         return actions
 
-    def _frame(self, raw: bytes, size: int, now: datetime, actions: list[Action]) -> None:
-        text = raw.decode("ascii", "replace")
-        fields = split_fields(text)
-        if self.imei is not None and not self._luhn_bad and len(fields) > 22:
-            store = fast_gtfri(fields, text, self.imei, now, self.ack, self.protocol)
-            if store is not None:
-                self._garbage = 0
-                actions.append(store)
-                return
+    def _frame(self, raw: bytes, size: int, text: str, fields: list[str], now: datetime,
+               actions: list[Action]) -> None:
         frame = self._parse(raw, actions, text, fields)
         if frame is None:
             last = actions[-1]

@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from waygps.actions import Store
-from waygps.drivers.gv50.parse import _VERSIONS, HEX_DIGITS
-from waygps.drivers.gv50.reports import _COMMON, _STATUS, cell_info
+from waygps.drivers.gv50.parse import HEX_DIGITS
+from waygps.drivers.gv50.reports import _COMMON, _STATUS, REPORT_BYTES, cell_info
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
@@ -33,13 +33,14 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     base = _COMMON.get((version, name))
     known = _STATUS.get(status)
     # The checks parse.parse_frame and reports._fri make, in the same terms (the text comes from an
-    # ASCII decode, so isdigit() sees ASCII digits only); a conversion below that fails sends the
-    # frame to the general path, which rejects it with its reason.
-    if (unique_id != imei or number != "1" or base is None or known is None or version not in _VERSIONS
+    # ASCII decode, so isdigit() sees ASCII digits only). A cached ``base`` means this version was
+    # already found well formed. A conversion below that fails (a non-number, a bad time) sends the
+    # frame to the general path, which rejects it or its block with a reason.
+    report = REPORT_BYTES.get(kind)
+    if (unique_id != imei or number != "1" or base is None or known is None or report is None
             or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
-            or not lon or not lat or len(when) != 14 or not when.isdigit() or (reserved and reserved != "00")
-            or len(kind) != 2 or kind.strip(HEX_DIGITS) or (power and not power.isdigit())
-            or (analog and not analog.isdigit())):
+            or not lon or not lat or len(when) != 14 or (reserved and reserved != "00")
+            or (power and not power.isdigit()) or (analog and not analog.isdigit())):
         return None
     try:
         cell_attributes = cell_info(mcc, mnc, lac, cell)
@@ -61,9 +62,7 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     attributes = base.copy()
     attributes["send_time"] = send or None
     attributes["count"] = count
-    value = int(kind, 16)
-    attributes["report_id"] = value >> 4
-    attributes["report_type"] = value & 0x0F
+    attributes["report_id"], attributes["report_type"] = report
     if power:
         attributes["power_voltage"] = int(power) / 1000.0
     if mileage_v is not None:

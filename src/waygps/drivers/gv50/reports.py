@@ -13,7 +13,7 @@ from datetime import datetime
 from math import isfinite
 from typing import Any, Callable
 
-from waygps.drivers.gv50.parse import Frame, FrameError, device_type, is_digits, is_hex, parse_time
+from waygps.drivers.gv50.parse import HEX_DIGITS, Frame, FrameError, device_type, is_digits, is_hex, parse_time
 
 BLOCK = 12  # fields of a position block without appended fields
 _from_iso = datetime.fromisoformat
@@ -125,12 +125,10 @@ def _status(text: str, report: Report, target: dict[str, Any]) -> None:
     report.tail_ignition = known[1]
 
 
-def _report_byte(text: str, report: Report) -> None:
-    """Report ID / type as one hex byte (§2.5); never decimal."""
-    if len(text) == 2 and is_hex(text):
-        value = int(text, 16)
-        report.common["report_id"] = value >> 4
-        report.common["report_type"] = value & 0x0F
+# Report ID / type byte (§2.5), two hex characters in any case -> (ID, type); parsed as hex, never decimal.
+REPORT_BYTES: dict[str, tuple[int, int]] = {
+    high + low: (int(high, 16), int(low, 16)) for high in HEX_DIGITS for low in HEX_DIGITS
+}
 
 
 # --- position blocks -----------------------------------------------------------
@@ -289,10 +287,9 @@ def _located(frame: Frame, report: Report, first: int) -> tuple[int, bool, int]:
         _put(report.common, "report_id", _int(power))
         _put(report.common, "report_type", _int(kind))
     else:
-        if len(kind) == 2 and is_hex(kind):
-            value = int(kind, 16)
-            report.common["report_id"] = value >> 4
-            report.common["report_type"] = value & 0x0F
+        byte = REPORT_BYTES.get(kind)
+        if byte is not None:
+            report.common["report_id"], report.common["report_type"] = byte
         if power:
             _put(report.tail, "power_voltage", _volts_from_mv(power))
     start = first + 3 + shift

@@ -50,29 +50,32 @@ def _clip64(raw: int) -> int | str:
     return raw if raw <= INT64_MAX else str(raw)
 
 
-Plan = tuple[tuple[str, ...], tuple[tuple[int, Any], ...]]
+Plan = tuple[tuple[str, ...], tuple[tuple[str, int, Any], ...]]
+Layout = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
-def _plan(names: Mapping[int, tuple[str, Any]], size: int, ids: tuple[int, ...]) -> Plan:
-    """Attribute names of a group's IDs, and the positions whose value needs converting."""
+def _plan(names: Mapping[int, Mapping[int, tuple[str, Any]]], layout: Layout) -> Plan:
+    """Attribute names of a record's IO IDs (1-, 2-, 4-, 8-byte groups in turn), and
+    the (name, index, converter) of every value that needs converting."""
     labels: list[str] = []
-    converts: list[tuple[int, Any]] = []
-    for index, io_id in enumerate(ids):
-        spec = names.get(io_id)
-        if spec is None:
-            labels.append(UNKNOWN[io_id])
-            if size == 8:
-                converts.append((index, _clip64))
-        else:
-            labels.append(spec[0])
-            if spec[1] is not None:
-                converts.append((index, spec[1]))
+    converts: list[tuple[str, int, Any]] = []
+    for size, ids in zip((1, 2, 4, 8), layout):
+        table = names[size]
+        for io_id in ids:
+            spec = table.get(io_id)
+            if spec is None:
+                label, convert = UNKNOWN[io_id], (_clip64 if size == 8 else None)
+            else:
+                label, convert = spec
+            if convert is not None:
+                converts.append((label, len(labels), convert))
+            labels.append(label)
     return tuple(labels), tuple(converts)
 
 
 class _Plans(dict):
-    """``{(size, ids): plan}``. A device sends the same IDs in the same order record after
-    record, so naming a group costs one lookup and one ``dict.update``. Bounded in size."""
+    """``{layout: plan}``. A device sends the same IDs in the same order record after record,
+    so naming a record's elements is one lookup and one ``dict(zip(...))``. Bounded in size."""
 
     LIMIT = 4096
 
@@ -80,28 +83,24 @@ class _Plans(dict):
         super().__init__()
         self.names = names
 
-    def __missing__(self, key: tuple[int, tuple[int, ...]]) -> Plan:
-        size, ids = key
-        plan = _plan(self.names[size], size, ids)
+    def __missing__(self, layout: Layout) -> Plan:
+        plan = _plan(self.names, layout)
         if len(self) < self.LIMIT:
-            self[key] = plan
+            self[layout] = plan
         return plan
 
 
 _PLANS = _Plans(NAMES)
-_SIZES = (1, 2, 4, 8)
 
 
 def io_attributes(record: AvlRecord, plans: _Plans = _PLANS) -> dict[str, Any]:
     """Named, scaled IO values of one record; unlisted IDs as ``io<ID>`` with the raw value."""
-    out: dict[str, Any] = {}
-    for size, flat in zip(_SIZES, record.groups):
-        if flat:
-            values = flat[1::2]
-            labels, converts = plans[size, flat[0::2]]
-            out.update(zip(labels, values))
-            for index, convert in converts:
-                out[labels[index]] = convert(values[index])
+    g1, g2, g4, g8 = record.groups
+    labels, converts = plans[g1[0::2], g2[0::2], g4[0::2], g8[0::2]]
+    values = g1[1::2] + g2[1::2] + g4[1::2] + g8[1::2]
+    out = dict(zip(labels, values))
+    for label, index, convert in converts:
+        out[label] = convert(values[index])
     if record.nx:
         table = plans.names[X]
         for io_id, value in record.nx:
