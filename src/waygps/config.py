@@ -297,7 +297,22 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
     config = Config(path=path, **values)
     _check_ports(config)
     _check_values(config)
+    if drivers is not None:
+        _check_driver_options(config, drivers)
     return config
+
+
+def _check_driver_options(config: Config, drivers: Mapping[str, Any]) -> None:
+    """Let each driver build its codec once, so a bad option value fails at startup, not per connection."""
+    for index, listener in enumerate(config.listeners):
+        build_codec = getattr(drivers[listener.driver],
+                              "stream_codec" if listener.transport == "tcp" else "datagram_codec", None)
+        if not callable(build_codec):
+            continue
+        try:
+            build_codec(listener)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ConfigError(f"listener[{index}]: {e}") from None
 
 
 def _check_ports(config: Config) -> None:

@@ -167,3 +167,11 @@ def test_example_config_is_valid() -> None:
     assert ports[("generic", "tcp")] == 8082
     assert config.websocket.port == 8000 and config.websocket.path == "/ws/gps/"
     assert config.mongodb.embedded
+
+
+def test_a_bad_driver_option_value_fails_at_load_time() -> None:
+    from waygps.drivers import find_drivers
+
+    with pytest.raises(ConfigError) as error:
+        build({"listener": [{"driver": "generic", "port": 1, "speed_unit": "furlongs"}]}, find_drivers())
+    assert str(error.value).startswith("listener[0]: speed_unit: expected one of")

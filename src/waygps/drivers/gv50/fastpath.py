@@ -12,6 +12,7 @@ No Twisted.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from waygps.actions import Store
 from waygps.drivers.gv50.parse import HEX_DIGITS
@@ -19,6 +20,7 @@ from waygps.drivers.gv50.reports import _COMMON, _STATUS, REPORT_BYTES, cell_inf
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
+_BASES: dict[tuple[str, str, str], tuple[dict[str, Any], bool | None]] = {}
 _from_iso = datetime.fromisoformat
 
 
@@ -30,14 +32,23 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     (_, version, unique_id, name, power, kind, number, accuracy, speed, course, altitude, lon, lat, when,
      mcc, mnc, lac, cell, reserved, mileage, hours, analog) = fields[:22]
     battery, status, send, count = fields[-7], fields[-6], fields[-2], fields[-1]
-    base = _COMMON.get((version, name))
-    known = _STATUS.get(status)
+    key = (version, name, status)
+    known = _BASES.get(key)
+    if known is None:
+        # Frame attributes that repeat (version, name, status), built once from the general path's caches.
+        common, state = _COMMON.get((version, name)), _STATUS.get(status)
+        if common is None or state is None:
+            return None
+        known = ({**common, **state[0]}, state[1])
+        if len(_BASES) >= 4096:
+            _BASES.clear()
+        _BASES[key] = known
     # The checks parse.parse_frame and reports._fri make, in the same terms (the text comes from an
-    # ASCII decode, so isdigit() sees ASCII digits only). A cached ``base`` means this version was
-    # already found well formed. A conversion below that fails (a non-number, a bad time) sends the
+    # ASCII decode, so isdigit() sees ASCII digits only). A cached version means it was already
+    # found well formed. A conversion below that fails (a non-number, a bad time) sends the
     # frame to the general path, which rejects it or its block with a reason.
     report = REPORT_BYTES.get(kind)
-    if (unique_id != imei or number != "1" or base is None or known is None or report is None
+    if (unique_id != imei or number != "1" or report is None
             or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
             or not lon or not lat or len(when) != 14 or (reserved and reserved != "00")
             or (power and not power.isdigit()) or (analog and not analog.isdigit())):
@@ -59,7 +70,7 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
             or (altitude_v is not None and altitude_v - altitude_v)
             or (mileage_v is not None and mileage_v - mileage_v)):
         return None
-    attributes = base.copy()
+    attributes = known[0].copy()
     attributes["send_time"] = send or None
     attributes["count"] = count
     attributes["report_id"], attributes["report_type"] = report
@@ -73,7 +84,6 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         attributes["analog_input_mv"] = int(analog)
     if battery and battery.isdigit() and len(battery) <= 3 and int(battery) <= 100:
         attributes["battery_percent"] = int(battery)
-    attributes.update(known[0])
     if acc is not None:
         attributes["gps_accuracy"] = acc
     if cell_attributes:
