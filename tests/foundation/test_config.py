@@ -174,4 +174,4 @@ def test_a_bad_driver_option_value_fails_at_load_time() -> None:
 
     with pytest.raises(ConfigError) as error:
         build({"listener": [{"driver": "generic", "port": 1, "speed_unit": "furlongs"}]}, find_drivers())
-    assert str(error.value).startswith("listener[0]: speed_unit: expected one of")
+    assert str(error.value).startswith("listener[0]: ") and "speed_unit: expected one of" in str(error.value)

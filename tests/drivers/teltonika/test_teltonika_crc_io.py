@@ -29,6 +29,7 @@ def test_anycrc_is_used_when_installed() -> None:
     assert crc_module.IMPLEMENTATION == "anycrc"
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=2048))
 def test_compiled_and_python_crc_agree(data: bytes) -> None:
     assert crc_module.crc16(data) == crc_module.crc16_python(data)

@@ -67,7 +67,7 @@ def comparable(record: AvlRecord) -> AvlRecord:
     return record._replace(raw=b"", declared_total=None)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(packets())
 def test_round_trip_of_random_records(packet: tuple[int, list[AvlRecord]]) -> None:
     codec, sent = packet
@@ -115,7 +115,7 @@ def summary(actions: list[Any]) -> list[Any]:
     return out
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_any_chunking_gives_the_same_actions(case: tuple[bytes, list[int]]) -> None:
     data, cuts = case
@@ -128,7 +128,7 @@ def test_any_chunking_gives_the_same_actions(case: tuple[bytes, list[int]]) -> N
     assert chunked_codec.buffered == 0
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.binary(max_size=700), max_size=12), st.booleans(), st.integers(64, 2048))
 def test_random_bytes_never_raise_nor_overfill(chunks: list[bytes], identify: bool, limit: int) -> None:
     codec = TeltonikaStreamCodec({"max_packet_bytes": limit, "max_bad_frames": 1000})
@@ -142,7 +142,7 @@ def test_random_bytes_never_raise_nor_overfill(chunks: list[bytes], identify: bo
         assert codec.buffered < limit
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(packets(), st.data())
 def test_corrupted_data_with_a_valid_crc_never_raises(packet: tuple[int, list[AvlRecord]], data: Any) -> None:
     codec, recs = packet
@@ -165,7 +165,7 @@ def test_corrupted_data_with_a_valid_crc_never_raises(packet: tuple[int, list[Av
     assert isinstance(result[-1], (Store, Rejected))
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=400))
 def test_random_datagrams_never_raise(data: bytes) -> None:
     header = tv("TV-12")[2:23]  # packet ids and IMEI, then random records
