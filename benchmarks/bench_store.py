@@ -339,6 +339,7 @@ async def waygps(uri: str, args: argparse.Namespace) -> dict[str, Any]:
     batch_time_before = REGISTRY.get_sample_value("waygps_store_batch_seconds_sum") or 0.0
     service.startService()
     await service.started
+    vehicle_stats = dict(service.persistence.vehicle_stats)
     port = service.listeners[0].bound_port
     try:
         out, err, code = await getProcessOutputAndValue(
@@ -352,6 +353,7 @@ async def waygps(uri: str, args: argparse.Namespace) -> dict[str, Any]:
         await service.persistence.flush()
         stored = await service.store.collection("positions").count_documents({})
         result["stored_total"] = stored
+        result["vehicle"] = {k: v - vehicle_stats[k] for k, v in service.persistence.vehicle_stats.items()}
         result["batches"] = (REGISTRY.get_sample_value("waygps_store_batch_seconds_count") or 0.0) - batches_before
         result["batch_seconds"] = (REGISTRY.get_sample_value("waygps_store_batch_seconds_sum") or 0.0) - batch_time_before
     finally:
@@ -378,6 +380,10 @@ def report(limit: dict, simple: dict, ours: dict, args: argparse.Namespace) -> N
     if ours.get("batches"):
         print(f"    report batches: {ours['batches']:,.0f}, {ours['stored_total'] / ours['batches']:.0f} reports "
               f"each on average, {ours['batch_seconds'] / ours['batches'] * 1000:.1f} ms each on average")
+    vehicle = ours.get("vehicle")
+    if vehicle and vehicle["writes"]:
+        print(f"    Veiculo writes: {vehicle['writes']:,}, {vehicle['updates'] / vehicle['writes']:.0f} upserts each "
+              f"on average ({vehicle['updates']:,} in all), {vehicle['seconds']:.1f} s in flight in all")
     print(f"    ratio WayGPS / store limit:         {ours['rate'] / limit['rate']:9.2f}   (target >= 0.8)")
     print(f"    ratio WayGPS / naive:               {ours['rate'] / simple['rate']:9.2f}   (target >= 10)")
     print(f"    stored in DadosVeiculo after the run: {ours['stored_total']:,} "

@@ -62,13 +62,25 @@ class Rejected:
 
 
 @frozen
+class Flagged:
+    """Input that is kept but deserves a log line and ``waygps_frames_flagged{reason}``.
+
+    An IMEI whose Luhn digit fails, a report type without a known layout: the
+    data is still stored; the operator sees that something was odd.
+    """
+
+    reason: str
+    excerpt: bytes = b""
+
+
+@frozen
 class Close:
     """Close the connection (garbage stream, unsupported mode)."""
 
     reason: str
 
 
-Action = Union[Send, Store, Identified, Rejected, Close]
+Action = Union[Send, Store, Identified, Rejected, Flagged, Close]
 
 
 def excerpt(data: bytes, limit: int = 48) -> bytes:
@@ -76,4 +88,4 @@ def excerpt(data: bytes, limit: int = 48) -> bytes:
     return bytes(data[:limit])
 
 
-__all__ = ["Action", "Close", "Identified", "Rejected", "Send", "Store", "excerpt"]
+__all__ = ["Action", "Close", "Flagged", "Identified", "Rejected", "Send", "Store", "excerpt"]

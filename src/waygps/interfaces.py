@@ -59,6 +59,10 @@ class IDeviceConnection(Interface):
         driver cannot express it.
         """
 
+    def expects_answer(command):
+        """False when the device never acknowledges this command (Teltonika ``cpureset``):
+        the command service then confirms it once written instead of re-sending it."""
+
     def close(reason):
         """Close the channel (replaced by a newer connection, idle, refused)."""
 
@@ -93,7 +97,10 @@ class IStreamCodec(Interface):
         """Feed received bytes; returns a list of ``waygps.actions`` actions."""
 
     def encode_command(command, now):
-        """Bytes that carry ``command`` to the device (raise ``UnsupportedCommand``)."""
+        """Bytes that carry ``command`` to the device (raise ``UnsupportedCommand``).
+
+        Optional companion: ``expects_answer(command) -> bool`` (default True).
+        """
 
 
 class IDatagramCodec(Interface):

@@ -11,6 +11,9 @@ from prometheus_client import Counter, Gauge, Histogram
 FRAMES_RECEIVED = Counter(
     "waygps_frames_received", "Frames (or datagrams) received from devices", ["driver"]
 )
+FRAMES_FLAGGED = Counter(
+    "waygps_frames_flagged", "Input kept but odd: failed IMEI check digit, unknown layout...", ["driver", "reason"]
+)
 FRAMES_DECODED = Counter("waygps_frames_decoded", "Frames decoded into events", ["driver"])
 FRAMES_REJECTED = Counter(
     "waygps_frames_rejected", "Input thrown away: garbage, bad checksum, too long...", ["driver", "reason"]

@@ -73,7 +73,7 @@ DUPLICATE_KEY = 11000
 BACKOFF_INITIAL = 0.1
 HARD_CAP_FACTOR = 2
 VEHICLE_MIN_LAG = 1.0
-VEHICLE_LAG_FACTOR = 4.0
+VEHICLE_LAG_FACTOR = 9.0
 _UNENCODABLE = (InvalidDocument, InvalidStringData, OverflowError, TypeError, ValueError)
 
 
@@ -186,6 +186,7 @@ class PersistenceService(Service):
         self._vehicle_call: Any = None
         self._vehicle_attempts = 0
         self._vehicle_duration = 0.0
+        self.vehicle_stats = {"writes": 0, "updates": 0, "seconds": 0.0}
         # back-pressure and life cycle
         self._producers: set[Any] = set()
         self._paused = False
@@ -645,6 +646,9 @@ class PersistenceService(Service):
         self._vehicle_inflight = None
         self._vehicle_attempts = 0
         self._vehicle_duration = max(0.0, self.reactor.seconds() - started)
+        self.vehicle_stats["writes"] += 1
+        self.vehicle_stats["updates"] += len(deltas)
+        self.vehicle_stats["seconds"] += self._vehicle_duration
         self._kick_vehicles()
         self._check_idle()
 

@@ -400,6 +400,12 @@ class CommandService(Service):
             return
         self._changed(claimed, SENT, reason)
         yield self.queue.record_frame(claimed["_id"], frame_text(bytes(data or b"")))
+        answers = getattr(connection, "expects_answer", None)
+        if answers is not None and not answers(command):
+            # The device never acknowledges this command (Teltonika cpureset): waiting would only
+            # send it again, so writing it is as confirmed as it gets.
+            yield self._close(claimed, (SENT,), CONFIRMED,
+                              f"written; the {connection.protocol} device does not acknowledge {claimed['type']}")
 
     # --- polling -----------------------------------------------------------------
     def _poll(self) -> Deferred:

@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from waygps import metrics
-from waygps.actions import Action, Close, Identified, Rejected, Send, Store
+from waygps.actions import Action, Close, Flagged, Identified, Rejected, Send, Store
 from waygps.commands.model import Command
 from waygps.config import ListenerConfig
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
@@ -105,6 +105,12 @@ class _AckQueue:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _expects_answer(codec: Any, command: Command) -> bool:
+    """Whether the device acknowledges ``command`` (a codec says no with ``expects_answer``)."""
+    ask = getattr(codec, "expects_answer", None)
+    return True if ask is None else bool(ask(command))
 
 
 def _count_events(driver: str, store: Store) -> None:
@@ -188,6 +194,9 @@ class DeviceProtocol(Protocol):
                  imei=self.imei, peer=self.peer, type=command.type, id=command.id)
         return data
 
+    def expects_answer(self, command: Command) -> bool:
+        return _expects_answer(self.codec, command)
+
     def close(self, reason: str) -> None:
         log.info("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
                  peer=self.peer, why=reason)
@@ -231,6 +240,10 @@ class DeviceProtocol(Protocol):
             if action.reply:
                 assert self._acks is not None
                 self._acks.reply(action.reply)
+        elif isinstance(action, Flagged):
+            metrics.FRAMES_FLAGGED.labels(self.protocol, action.reason).inc()
+            log.warn("{driver} {imei} {peer}: {reason}: {excerpt}", driver=self.protocol, imei=self.imei,
+                     peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
         elif isinstance(action, Close):
             log.warn("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, why=action.reason)
@@ -386,6 +399,9 @@ class UdpPeer:
         self._protocol.transport.write(data, self.address)
         return data
 
+    def expects_answer(self, command: Command) -> bool:
+        return _expects_answer(self._protocol.codec, command)
+
     def close(self, reason: str) -> None:
         self._protocol.expire(self.imei, reason)
 
@@ -428,6 +444,10 @@ class DeviceDatagramProtocol(DatagramProtocol):
                          reason=action.reason, excerpt=escaped(action.excerpt))
                 if action.reply:
                     self.transport.write(action.reply, address)
+            elif isinstance(action, Flagged):
+                metrics.FRAMES_FLAGGED.labels(name, action.reason).inc()
+                log.warn("{driver} {peer}: {reason}: {excerpt}", driver=name, peer=where, reason=action.reason,
+                         excerpt=escaped(action.excerpt))
             elif isinstance(action, Close):
                 metrics.FRAMES_REJECTED.labels(name, "dropped").inc()
                 log.warn("{driver} {peer}: datagram dropped: {why}", driver=name, peer=where, why=action.reason)

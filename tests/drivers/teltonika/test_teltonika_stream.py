@@ -99,8 +99,8 @@ def test_absurd_imei_length_is_refused_before_buffering() -> None:
 
 def test_luhn_failure_is_flagged_not_refused() -> None:
     actions = TeltonikaStreamCodec().receive(imei_frame("356307042441014"), NOW)
-    assert kinds(actions) == ["Rejected", "Identified"]
-    assert actions[0].reason == "imei_luhn" and actions[0].reply == b""
+    assert kinds(actions) == ["Flagged", "Identified"]
+    assert actions[0].reason == "imei_luhn"
     assert actions[1] == Identified("356307042441014", accept=b"\x01", reject=b"\x00")
 
 
@@ -251,7 +251,7 @@ def udp_datagram(
 def test_udp_luhn_failure_is_flagged_and_stored() -> None:
     body = encode_data(CODEC_8E, [make_record(1_700_000_000_000, satellites=3)])
     actions = TeltonikaDatagramCodec().receive_datagram(udp_datagram(body, b"352093086403656"), NOW)
-    assert kinds(actions) == ["Rejected", "Identified", "Store"] and actions[0].reason == "imei_luhn"
+    assert kinds(actions) == ["Flagged", "Identified", "Store"] and actions[0].reason == "imei_luhn"
     assert actions[2].ack == bytes.fromhex("0005CAFE010901")
 
 

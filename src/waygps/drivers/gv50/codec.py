@@ -190,6 +190,8 @@ def _excerpt(error: FrameError, raw: bytes) -> bytes:
 class Gv50StreamCodec(_Core):
     """One TCP connection: framing, identity, garbage accounting."""
 
+    use_fast_path = True  # tests turn it off to compare the shortcut with the general path
+
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         self.splitter = framing.Splitter(self.max_frame)
@@ -202,7 +204,8 @@ class Gv50StreamCodec(_Core):
         actions: list[Action] = []
         if self.closed:
             return actions
-        fast = self.imei if not self._luhn_bad else None  # the shortcut serves identified devices
+        # The GTFRI shortcut (fastpath.py) serves identified devices; the general path decides the rest.
+        fast = self.imei if self.use_fast_path and not self._luhn_bad else None
         ack, protocol = self.ack, self.protocol
         for kind, chunk, size in self.splitter.feed(data):
             if kind is FRAME:

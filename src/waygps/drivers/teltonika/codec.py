@@ -19,7 +19,7 @@ from collections import deque
 from datetime import datetime
 from typing import Any, Mapping
 
-from waygps.actions import Action, Close, Identified, Rejected, Store, excerpt
+from waygps.actions import Action, Close, Flagged, Identified, Rejected, Store, excerpt
 from waygps.commands.model import Command, UnsupportedCommand
 from waygps.drivers.teltonika import commands as cmd
 from waygps.drivers.teltonika.avl import AVL_CODECS, AvlError, decode_data
@@ -193,7 +193,7 @@ class TeltonikaStreamCodec:
         imei = raw.decode("ascii")
         if not luhn_ok(imei):
             # Counted and logged; accepted all the same (the allow-list decides who may connect).
-            actions.append(Rejected("imei_luhn", raw))
+            actions.append(Flagged("imei_luhn", raw))
         self.imei = imei
         actions.append(Identified(imei, accept=b"\x01", reject=b"\x00"))
         return 2 + length
@@ -259,6 +259,9 @@ class TeltonikaStreamCodec:
     def encode_command(self, command: Command, now: datetime) -> bytes:
         return self.commands.encode(command, now)
 
+    def expects_answer(self, command: Command) -> bool:
+        return command.type not in cmd.NO_RESPONSE
+
 
 class TeltonikaDatagramCodec:
     """UDP: one datagram = channel header + one AVL packet, answered after store."""
@@ -281,7 +284,7 @@ class TeltonikaDatagramCodec:
         imei = raw_imei.decode("ascii")
         actions: list[Action] = []
         if not luhn_ok(imei):
-            actions.append(Rejected("imei_luhn", raw_imei))
+            actions.append(Flagged("imei_luhn", raw_imei))
         body = bytes(data[8 + imei_length :])
         if body and body[0] not in AVL_CODECS:
             return actions + [Rejected("unknown_codec", excerpt(data, 64))]
