@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 CONFIG ?= examples/waygps.toml
 
 .PHONY: run test venv bench clean
@@ -13,7 +12,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[embedded,test,fast]'
 	# An editable install hides twisted/plugins from Twisted's plugin scan; put the
 	# checkout on sys.path so `twistd waygps` and the built-in drivers are found.
-	echo "$(CURDIR)" > $(SITE)/waygps-checkout.pth
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/waygps-checkout.pth"
 	touch $@
 
 venv: $(BIN)/.installed
