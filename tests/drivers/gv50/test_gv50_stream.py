@@ -7,7 +7,7 @@ from typing import Any
 
 from gv50_vectors import FRAMES, X3, X4, X6_READS
 from waygps.actions import Close, Identified, Rejected, Send, Store
-from waygps.drivers.gv50.codec import Gv50StreamCodec
+from waygps.drivers.gv50.codec import Gv50StreamCodec, Notice
 from waygps.drivers.gv50.framing import FRAME, NOISE, OVERSIZE, UNTERMINATED, Splitter
 from waygps.events import Heartbeat, Position
 
@@ -37,7 +37,7 @@ def test_X6_frame_split_over_two_reads() -> None:
     codec = Gv50StreamCodec()
     assert codec.receive(X6_READS[0], NOW) == []
     assert codec.splitter.buffered == len(X6_READS[0])
-    actions = codec.receive(X6_READS[1], NOW)
+    actions = [a for a in codec.receive(X6_READS[1], NOW) if not isinstance(a, Notice)]
     assert actions[:2] == [Identified("135790246811220"), Send(b"+SACK:GTHBD,1A0401,11F0$")]
     # The second frame comes from another unit: rejected on this connection (a shared SIM, a spoof).
     assert isinstance(actions[-1], Rejected) and actions[-1].reason == "imei_mismatch"
@@ -105,30 +105,32 @@ def test_frame_that_lost_its_terminator_is_cut_at_the_next_header() -> None:
 
 def test_oversize_frame_is_dropped_and_the_stream_recovers() -> None:
     codec = Gv50StreamCodec(max_frame=300)
+    assert kinds(codec.receive(S1, NOW)) == ["Identified", "Store"]
     long = b"+RESP:GTFRI," + b"1," * 400
     actions = codec.receive(long[:250], NOW)
     assert actions == [] and codec.splitter.buffered == 250
     actions = codec.receive(long[250:], NOW)
-    assert [a.reason for a in actions if isinstance(a, Rejected)] == ["frame_too_long"]
-    assert codec.splitter.buffered == 0
-    actions = codec.receive(b"9,9,9$" + S1, NOW)  # the rest of the long frame is skipped
-    assert kinds(actions) == ["Identified", "Store"]
+    assert kinds(actions) == ["Rejected"] and actions[0].reason == "frame_too_long"
+    for _ in range(3):  # more of the same frame: dropped as it comes, the connection stays
+        assert codec.receive(long, NOW) == [] and codec.splitter.buffered == 0
+    actions = codec.receive(b"9,9,9$" + S1.replace(b"132B", b"132C"), NOW)  # the long frame's rest is skipped
+    assert kinds(actions) == ["Store"] and actions[0].ack == b"+SACK:132C$"
 
 
 def test_oversize_frame_in_one_read_with_its_delimiter() -> None:
     codec = Gv50StreamCodec(max_frame=300)
-    actions = codec.receive(b"+RESP:GTFRI," + b"1," * 200 + b"$" + S1, NOW)
-    assert kinds(actions) == ["Rejected", "Identified", "Store"] and actions[0].reason == "frame_too_long"
+    actions = codec.receive(S1 + b"+RESP:GTFRI," + b"1," * 200 + b"$" + S1.replace(b"132B", b"132C"), NOW)
+    assert kinds(actions) == ["Identified", "Store", "Rejected", "Store"] and actions[2].reason == "frame_too_long"
 
 
 def test_garbage_up_to_the_frame_limit_closes_the_connection() -> None:
     codec = Gv50StreamCodec(max_frame=1024)
     actions: list[Any] = []
-    for _ in range(20):
+    for _ in range(100):
         actions += codec.receive(b"\x16\x03\x01 not a tracker at all ", NOW)
         if any(isinstance(a, Close) for a in actions):
             break
-    assert isinstance(actions[-1], Close)
+    assert isinstance(actions[-1], Close) and len(actions) == 1024 // 25 + 2  # closed once 1024 bytes came
     assert all(isinstance(a, Rejected) and a.reason == "noise" for a in actions[:-1])
     assert codec.receive(S1, NOW) == []
 
@@ -147,6 +149,12 @@ def test_malformed_frames_do_not_close_the_connection() -> None:
         assert kinds(actions) == ["Rejected"]
 
 
+def test_unidentified_connection_sending_only_overlong_frames_is_closed() -> None:
+    codec = Gv50StreamCodec(max_frame=256)
+    actions = codec.receive(b"+" + b"x" * 300, NOW)
+    assert kinds(actions) == ["Rejected", "Close"] and actions[0].reason == "frame_too_long"
+
+
 def test_unknown_header_counts_as_garbage() -> None:
     codec = Gv50StreamCodec(max_frame=256)
     actions = codec.receive(b"+CMGS: " + b"x" * 300 + b"$", NOW)
@@ -155,14 +163,14 @@ def test_unknown_header_counts_as_garbage() -> None:
 
 def test_identity_is_taken_from_the_first_decodable_frame() -> None:
     codec = Gv50StreamCodec()
-    actions = codec.receive(FRAMES["X1"] + b"$" + S1 + S7, NOW)
+    actions = codec.receive(FRAMES["X1"] + S1 + S7, NOW)
     assert kinds(actions) == ["Rejected", "Identified", "Store", "Rejected"]
     assert actions[1] == Identified("862894020180553") and actions[3].reason == "imei_mismatch"
     assert codec.imei == "862894020180553"
 
 
 def test_malformed_unique_id_is_rejected() -> None:
-    for bad in (b"86289402018055", b"8628940201805531", b"86289402018055X", b"A10000499AEF9", b"G10000499AEF9B"):
+    for bad in (b"8628940201805", b"8628940201805531", b"86289402018055X", b"A10000499AEF9", b"G10000499AEF9B"):
         actions = Gv50StreamCodec().receive(S1.replace(b"862894020180553", bad), NOW)
         assert kinds(actions) == ["Rejected"] and actions[0].reason == "bad_unique_id", bad
 
@@ -210,9 +218,8 @@ def test_layout_that_does_not_fit_is_rejected() -> None:
 def test_splitter_pieces() -> None:
     splitter = Splitter(64)
     pieces = splitter.feed(b"  +A,1$zz+RESP:x" + b"y" * 80)
-    assert pieces[0] == (FRAME, b"+A,1", 5)
-    assert pieces[1] == (NOISE, b"zz", 2)
-    assert pieces[2][0] == OVERSIZE and splitter.buffered == 0
+    assert pieces[:3] == [(NOISE, b"", 2), (FRAME, b"+A,1", 5), (NOISE, b"zz", 2)]
+    assert pieces[3][0] == OVERSIZE and splitter.buffered == 0
     assert splitter.feed(b"tail$+ACK:GTX,1$")[-1] == (FRAME, b"+ACK:GTX,1", 11)
     pieces = Splitter(64).feed(b"+RESP:a,+BUFF:b$")
     assert [p[0] for p in pieces] == [UNTERMINATED, FRAME]

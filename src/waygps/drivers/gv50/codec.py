@@ -197,7 +197,7 @@ class Gv50StreamCodec(_Core):
         self.splitter = framing.Splitter(self.max_frame)
         self.imei: str | None = None
         self._luhn_bad = False
-        self._garbage = 0  # bytes of non-@Track input since the last frame that decoded
+        self._garbage = 0  # bytes of garbage (noise, unknown headers) since the last frame that decoded
         self.closed = False
 
     def receive(self, data: bytes, now: datetime) -> list[Action]:
@@ -223,7 +223,8 @@ class Gv50StreamCodec(_Core):
                 if chunk:
                     actions.append(Rejected("noise", chunk))
             elif kind == framing.OVERSIZE:
-                self._garbage += size
+                if self.imei is None:  # an identified device's overlong frame is dropped, not held against it
+                    self._garbage += size
                 if chunk:
                     actions.append(Rejected("frame_too_long", chunk))
             elif kind == framing.UNTERMINATED:
