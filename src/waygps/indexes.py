@@ -91,7 +91,8 @@ async def _ensure_retention(db: Any, name: str, existing: dict, days: int, repor
         return
     if wanted is not None:
         try:
-            await db.command("collMod", name, index={"keyPattern": dict(RECEIVED), "expireAfterSeconds": wanted})
+            change = {"keyPattern": dict(RECEIVED), "expireAfterSeconds": wanted}
+            await db.command("collMod", name, index=change)
             log.info("retention on {collection}: TTL changed from {old} to {new} seconds", collection=name,
                      old=have, new=wanted)
             report["changed"].append(label)
@@ -123,7 +124,8 @@ async def _ensure_vehicle_unique(db: Any, name: str, existing: dict, report: dic
         return
     if not current.get("unique"):
         log.error("index: {collection} has a non-unique index {index} on IMEI; WayGPS expects one "
-                  "document per device. Drop it (after removing duplicates) to let WayGPS create a unique one",
+                  "document per device. Drop it (after removing duplicates) to let WayGPS create a "
+                  "unique one",
                   collection=name, index=current["name"])
         report["problems"].append(f"{name}.{current['name']}: not unique")
 

@@ -19,6 +19,9 @@ FRAMES_REJECTED = Counter(
     "waygps_frames_rejected", "Input thrown away: garbage, bad checksum, too long...", ["driver", "reason"]
 )
 REPORTS_STORED = Counter("waygps_reports_stored", "Position reports stored", ["driver"])
+REPORTS_FLAGGED = Counter(
+    "waygps_reports_flagged", "Reports stored as invalid by the data-quality checks", ["driver", "reason"]
+)
 DUPLICATES = Counter("waygps_duplicate_reports", "Re-sent reports recognised as already stored", ["driver"])
 ACKS_SENT = Counter("waygps_acks_sent", "Acknowledgements written to devices after storing", ["driver"])
 ACKS_WITHHELD = Counter(

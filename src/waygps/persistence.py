@@ -14,14 +14,16 @@ Two lanes share one MongoDB:
 * **Vehicles** (``Veiculo``). Each stored report, heartbeat and session event is
   folded into one :class:`~waygps.vehicles.VehicleDelta` per device; the
   deltas are written as one unordered ``bulk_write`` of upserts whenever the
-  report lane is idle, and at the latest ``VEHICLE_MIN_LAG`` (or four times the
+  report lane is idle, and at the latest ``VEHICLE_MIN_LAG`` (or nine times the
   duration of the previous vehicle write, whichever is longer) after the
   oldest delta appeared. So under light load ``Veiculo`` follows each batch at
   once, and under saturation the per-device upserts (several times dearer
-  than inserts) coalesce instead of halving the report throughput. Heartbeats
-  and session events need no report write: their ``deliver()`` fires as soon
-  as they are folded (memory bounded by the number of devices), and they are
-  written when the store can take them, even after an outage.
+  than inserts) coalesce instead of cutting the report throughput (they use
+  at most about a tenth of the store's time). Heartbeats and session events
+  need no report write: their ``deliver()`` fires as soon as they are folded
+  (memory bounded by the number of devices), and they are written when the
+  store can take them, even after an outage. Session events are not published
+  here: the session registry publishes them itself.
 
 Outages: an entry's Deferred fails with :class:`StoreUnavailable` once it has
 waited ``store_timeout`` (the device keeps its data and re-sends it); a failed
@@ -43,7 +45,6 @@ from typing import Any, Iterable
 
 from bson.errors import InvalidDocument, InvalidStringData
 import bson
-from prometheus_client import Counter
 from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 from twisted.application.service import Service
@@ -65,9 +66,7 @@ from waygps.vehicles import VehicleDelta, touches_vehicle
 log = Logger(namespace="waygps.persistence")
 
 # To move to waygps.metrics (one list of metrics).
-REPORTS_FLAGGED = Counter(
-    "waygps_reports_flagged", "Reports stored as invalid by the data-quality checks", ["driver", "reason"]
-)
+REPORTS_FLAGGED = metrics.REPORTS_FLAGGED
 
 DUPLICATE_KEY = 11000
 BACKOFF_INITIAL = 0.1
@@ -690,7 +689,8 @@ class PersistenceService(Service):
         self._dirty_since = started if self._dirty_since is None else min(started, self._dirty_since)
         delay = min(self.max_delay, BACKOFF_INITIAL * (2 ** (self._vehicle_attempts - 1)))
         log.warn("persistence: Veiculo updates of {count} devices not written ({error}); retrying in "
-                 "{delay:.1f}s", count=len(again), error=f"{type(error).__name__}: {error}"[:300], delay=delay)
+                 "{delay:.1f}s", count=len(again), error=f"{type(error).__name__}: {error}"[:300],
+                 delay=delay)
         self._cancel(self._vehicle_call)
         self._vehicle_call = self.reactor.callLater(delay, self._vehicle_due)
 

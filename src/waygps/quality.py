@@ -70,8 +70,8 @@ def _grade_index(value: float, bounds: tuple[float, ...], lower_is_better: bool)
 def grade(hdop: float | None, satellites: int | None) -> str | None:
     """The worse of the HDOP grade and the satellite grade; ``None`` when neither is known."""
     indexes = []
-    if _finite(hdop) and hdop > 0:  # type: ignore[operator]
-        indexes.append(_grade_index(float(hdop), _HDOP_BOUNDS, lower_is_better=True))  # type: ignore[arg-type]
+    if hdop is not None and _finite(hdop) and hdop > 0:
+        indexes.append(_grade_index(float(hdop), _HDOP_BOUNDS, lower_is_better=True))
     if satellites is not None and isinstance(satellites, int):
         indexes.append(_grade_index(satellites, _SATELLITE_BOUNDS, lower_is_better=False))
     if not indexes:
@@ -90,7 +90,8 @@ def assess(position: Position, now: datetime) -> tuple[Position, str | None]:
     attributes = dict(position.attributes)
     if reason is not None and (position.valid or reason != NO_COORDINATES):
         attributes["quality"] = reason
-        return attrs.evolve(position, valid=False, attributes=attributes), (reason if position.valid else None)
+        flagged = reason if position.valid else None
+        return attrs.evolve(position, valid=False, attributes=attributes), flagged
     if not position.valid:
         attributes["quality"] = NO_FIX
         return attrs.evolve(position, attributes=attributes), None

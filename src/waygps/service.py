@@ -112,7 +112,7 @@ class WayGPSService(MultiService):
             uri = self.embedded.uri
         else:
             uri = config.mongodb.uri
-        self.store = MongoStore(config.mongodb, uri)
+        self.store = MongoStore(config.mongodb, uri, max_delay=config.persistence.reconnect_max_delay)
         self.persistence = PersistenceService(self.store, config, self.bus, reactor)
         self.sessions = SessionRegistry(self.store, self.persistence, self.bus, reactor, self.instance_id)
         self.commands = CommandService(self.store, self.sessions, self.bus, config.commands, reactor,

@@ -119,7 +119,8 @@ class VehicleDelta:
             if self.position is None or later.position.device_time >= self.position.device_time:
                 self.position = later.position
         if later.ignition is not None:
-            if self.ignition_time is None or later.ignition_time >= self.ignition_time:  # type: ignore[operator]
+            if later.ignition_time is not None and (
+                    self.ignition_time is None or later.ignition_time >= self.ignition_time):
                 self.ignition, self.ignition_time = later.ignition, later.ignition_time
         if self.model is None:
             self.model = later.model
@@ -154,7 +155,8 @@ class VehicleDelta:
             position is None or ignition_time >= position.device_time
         ):
             # Not older than the stored fix (compared before this stage applies).
-            fields["ignicao"] = {"$cond": [{"$lte": ["$dataDevice", ignition_time]}, self.ignition, "$ignicao"]}
+            not_older = {"$lte": ["$dataDevice", ignition_time]}
+            fields["ignicao"] = {"$cond": [not_older, self.ignition, "$ignicao"]}
         if self.model is not None:
             empty = {"$eq": [{"$ifNull": ["$ds_modelo", ""]}, ""]}
             fields["ds_modelo"] = {"$cond": [empty, _literal(self.model), "$ds_modelo"]}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest_twisted
@@ -16,7 +16,7 @@ from waygps.config import TokenConfig, WebSocketConfig
 from waygps.events import DeviceConnected, Position
 from waygps.web.websocket import GpsFeedProtocol, find_token, message_for
 
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
 IMEI = "862894020180553"
 OTHER = "356307042441013"
 
@@ -93,7 +93,7 @@ def test_initial_state_and_live_updates_in_scope(start_server: Any) -> None:
     update = yield scoped.messages.get()
     assert update["type"] == "gps_update" and update["mobile_id"] == IMEI
     assert update["data"]["latitud"] == -17.72 and update["data"]["bateria"] == 88
-    assert update["data"]["fecha_gps"] == "2026-11-25T12:00:00Z"
+    assert update["data"]["fecha_gps"] == NOW.isoformat().replace("+00:00", "Z")
     stored = yield server.store.collection("positions").find_one({"IMEI": IMEI})
     assert stored is not None
 

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=5000,
                         help="reports deleted per request (default 5000)")
     parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for MongoDB (default 10)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to wait for MongoDB (default 10)")
 
 
 class ProgressBar:
@@ -118,7 +119,8 @@ def run(args: argparse.Namespace, config: Any, now: datetime | None = None,
         collection = client[config.mongodb.database].get_collection(names.positions, write_concern=concern)
         total = collection.count_documents({"dataServidor": {"$lt": cutoff}})
         where = f"{config.mongodb.database}.{names.positions}"
-        print(f"{total:,} reports in {where} received before {cutoff.isoformat(timespec='seconds')}", file=out)
+        before = cutoff.isoformat(timespec="seconds")
+        print(f"{total:,} reports in {where} received before {before}", file=out)
         if total == 0 or args.dry_run:
             if args.dry_run and total:
                 print("dry run: nothing deleted", file=out)

@@ -30,14 +30,18 @@ class MongoStore:
     meanwhile fail, and the services above decide what that means.
     """
 
-    def __init__(self, config: MongoConfig, uri: str, pool_size: int = 4) -> None:
+    def __init__(self, config: MongoConfig, uri: str, pool_size: int = 4, max_delay: float = 30.0) -> None:
         self.config = config
         self.uri = uri
         self.pool_size = pool_size
+        self.max_delay = max_delay
         self.connection: ConnectionPool | None = None
 
     def connect(self) -> None:
-        self.connection = ConnectionPool(self.uri, pool_size=self.pool_size, watchdog_timeout=30)
+        # max_delay caps txmongo's reconnect backoff (its default waits up to 60 s after an outage).
+        # retry_delay is left alone: txmongo also uses it as the connect timeout.
+        self.connection = ConnectionPool(self.uri, pool_size=self.pool_size, watchdog_timeout=30,
+                                         max_delay=self.max_delay)
 
     @property
     def db(self) -> Any:

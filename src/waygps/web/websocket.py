@@ -66,7 +66,8 @@ def gps_update(position: Position) -> dict[str, Any]:
 def message_for(event: Any) -> tuple[str, dict[str, Any]] | None:
     """(imei, message) for a bus event a dashboard cares about, else ``None``."""
     if isinstance(event, Position):
-        if not event.has_coordinates:
+        # A report without a fix (or flagged by the quality checks) must not move the map.
+        if not (event.valid and event.has_coordinates):
             return None
         return event.imei, gps_update(event)
     if isinstance(event, DeviceConnected):

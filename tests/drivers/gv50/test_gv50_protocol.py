@@ -16,7 +16,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gv50_vectors import FRAMES, X3
-from waygps.actions import Rejected
 from waygps.commands.model import Command
 from waygps.config import ListenerConfig
 from waygps.drivers.base import DriverContext

@@ -8,7 +8,7 @@ from typing import Any
 from gv50_vectors import FRAMES, X3, X4, X6_READS
 from waygps.actions import Close, Identified, Rejected, Send, Store
 from waygps.drivers.gv50.codec import Gv50StreamCodec, Notice
-from waygps.drivers.gv50.framing import FRAME, NOISE, OVERSIZE, UNTERMINATED, Splitter
+from waygps.drivers.gv50.framing import FRAME, NOISE, OVERSIZE, TEXT, UNTERMINATED, Splitter
 from waygps.events import Heartbeat, Position
 
 NOW = datetime(2026, 5, 20, 12, 0, 0, tzinfo=timezone.utc)
@@ -220,6 +220,8 @@ def test_splitter_pieces() -> None:
     pieces = splitter.feed(b"  +A,1$zz+RESP:x" + b"y" * 80)
     assert pieces[:3] == [(NOISE, b"", 2), (FRAME, b"+A,1", 5), (NOISE, b"zz", 2)]
     assert pieces[3][0] == OVERSIZE and splitter.buffered == 0
-    assert splitter.feed(b"tail$+ACK:GTX,1$")[-1] == (FRAME, b"+ACK:GTX,1", 11)
+    assert splitter.feed(b"tail$+ACK:GTX,1$")[-1] == (TEXT, "+ACK:GTX,1", 11)
+    assert splitter.feed(b"+ACK:GTX,2$+ACK:GTX,\xff$") == [(TEXT, "+ACK:GTX,2", 11), (TEXT, "+ACK:GTX,\ufffd", 11)]
+    assert splitter.feed(b"+ACK:GTX,3\r\n") == [(FRAME, b"+ACK:GTX,3", 12)]  # line ends: the byte path
     pieces = Splitter(64).feed(b"+RESP:a,+BUFF:b$")
     assert [p[0] for p in pieces] == [UNTERMINATED, FRAME]

@@ -18,10 +18,10 @@ from attrs import frozen
 from waygps.actions import Action, Close, Identified, Rejected, Send, Store
 from waygps.commands.model import Command
 from waygps.drivers.gv50 import framing
-from waygps.drivers.gv50.framing import FRAME
+from waygps.drivers.gv50.framing import FRAME, TEXT
 from waygps.drivers.gv50.commands import ACK_TYPES, RTO_TYPES, Settings, encode
 from waygps.drivers.gv50.fastpath import fast_gtfri
-from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame, split_fields
+from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame
 from waygps.drivers.gv50.reports import Report, decode_report
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 
@@ -208,8 +208,8 @@ class Gv50StreamCodec(_Core):
         fast = self.imei if self.use_fast_path and not self._luhn_bad else None
         ack, protocol = self.ack, self.protocol
         for kind, chunk, size in self.splitter.feed(data):
-            if kind is FRAME:
-                text = chunk.decode("ascii", "replace")
+            if kind is TEXT or kind is FRAME:
+                text = chunk if kind is TEXT else chunk.decode("ascii", "replace")
                 fields = text.split(",")
                 if fast is not None and len(fields) > 22:
                     store = fast_gtfri(fields, text, fast, now, ack, protocol)
@@ -217,6 +217,8 @@ class Gv50StreamCodec(_Core):
                         self._garbage = 0
                         actions.append(store)
                         continue
+                if kind is TEXT:
+                    chunk = text.encode("ascii", "replace")  # for log excerpts (U+FFFD becomes "?")
                 self._frame(chunk, size, text, fields, now, actions)
             elif kind == framing.NOISE:
                 self._garbage += size
@@ -277,8 +279,12 @@ class Gv50DatagramCodec(_Core):
         pieces.extend(splitter.flush())
         imei: str | None = None
         for kind, chunk, _ in pieces:
-            if kind == framing.FRAME:
-                frame = self._parse(chunk, actions)
+            if kind is FRAME or kind is TEXT:
+                if kind is TEXT:
+                    text, chunk = chunk, chunk.encode("ascii", "replace")
+                else:
+                    text = chunk.decode("ascii", "replace")
+                frame = self._parse(chunk, actions, text)
                 if frame is None:
                     continue
                 if imei is None:

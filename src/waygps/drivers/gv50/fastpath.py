@@ -21,6 +21,8 @@ from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
 _BASES: dict[tuple[str, str, str], tuple[dict[str, Any], bool | None]] = {}
+_DAYS: dict[str, str] = {}  # "20160309" -> "2016-03-09T"
+_SACKS: dict[str, bytes] = {}
 _from_iso = datetime.fromisoformat
 
 
@@ -62,11 +64,19 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         altitude_v = float(altitude) if altitude else None
         mileage_v = float(mileage) if mileage else None
         acc = int(accuracy) if accuracy else None
-        fix = _from_iso(f"{when[0:4]}-{when[4:6]}-{when[6:8]}T{when[8:10]}:{when[10:12]}:{when[12:14]}+00:00")
+        day = _DAYS.get(when[:8])
+        if day is None:
+            day = f"{when[0:4]}-{when[4:6]}-{when[6:8]}T"
+            if len(_DAYS) >= 4096:
+                _DAYS.clear()
+            _DAYS[when[:8]] = day
+        fix = _from_iso(f"{day}{when[8:10]}:{when[10:12]}:{when[12:14]}+00:00")
     except ValueError:
         return None
-    if (not (-180.0 <= longitude <= 180.0 and -90.0 <= latitude <= 90.0)
-            or (speed_v is not None and speed_v - speed_v) or (course_v is not None and course_v - course_v)
+    if not (-180.0 <= longitude <= 180.0 and -90.0 <= latitude <= 90.0):
+        return None
+    if ("n" in text or "N" in text) and (  # float() reads "nan", "inf", "infinity": all have an n
+            (speed_v is not None and speed_v - speed_v) or (course_v is not None and course_v - course_v)
             or (altitude_v is not None and altitude_v - altitude_v)
             or (mileage_v is not None and mileage_v - mileage_v)):
         return None
@@ -94,4 +104,11 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         altitude=altitude_v, speed=speed_v, course=course_v, hdop=float(acc) if acc else None,
         ignition=known[1], buffered=buffered, attributes=attributes, raw=text,
     )
-    return Store((position,), ack=b"+SACK:" + count.encode() + b"$" if ack else b"")
+    if not ack:
+        return Store((position,))
+    sack = _SACKS.get(count)
+    if sack is None:
+        if len(_SACKS) >= 65536:
+            _SACKS.clear()
+        sack = _SACKS[count] = b"+SACK:" + count.encode() + b"$"
+    return Store((position,), sack)

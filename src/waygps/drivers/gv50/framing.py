@@ -13,6 +13,7 @@ from typing import Final
 
 # What ``Splitter.feed`` returns: (kind, bytes, size) tuples, in stream order.
 FRAME: Final = "frame"  # a complete text frame, its delimiter removed
+TEXT: Final = "text"  # the same, already decoded to str (the bulk path)
 NOISE: Final = "noise"  # bytes before a "+" that are not whitespace/NUL (excerpt)
 OVERSIZE: Final = "oversize"  # a frame longer than the maximum, thrown away (excerpt)
 UNTERMINATED: Final = "unterminated"  # text followed by another header without a delimiter
@@ -25,6 +26,7 @@ _BINARY_HEADS = frozenset(
 )
 _TOKENS = (b"+RESP:", b"+BUFF:", b"+ACK:")
 _TEXT_HEADS = (b"+RESP:", b"+BUFF:", b"+ACK:G")
+_TEXT_STARTS = ("+RESP:", "+BUFF:", "+ACK:G")
 
 
 def is_binary(head: bytes) -> bool:
@@ -127,17 +129,18 @@ class Splitter:
         return out
 
     def _clean_frames(self, buf: bytes, pos: int, out: list) -> int:
-        """Bulk path for the usual stream, ``+RESP:...$+RESP:...$``: one C-level split on ``$``.
+        """Bulk path for the usual stream, ``+RESP:...$+RESP:...$``: one decode, one split on ``$``.
 
-        Returns where the general loop must continue: at the first piece that is not a
-        plain text frame (noise, binary, an embedded header, too long), or the unfinished tail.
+        Frames come out as ``TEXT`` (already decoded: ASCII, U+FFFD for any other byte, so one
+        character per byte). Returns where the general loop must continue: at the first piece that
+        is not a plain text frame (noise, binary, an embedded header, too long), or the unfinished tail.
         """
-        pieces = buf[pos:].split(b"$")
+        pieces = buf[pos:].decode("ascii", "replace").split("$")
         limit = self.max_frame
         for piece in pieces[:-1]:
-            if piece.startswith(_TEXT_HEADS) and piece.find(b"+", 1) == -1 and len(piece) <= limit:
+            if piece.startswith(_TEXT_STARTS) and piece.find("+", 1) == -1 and len(piece) <= limit:
                 size = len(piece) + 1
-                out.append((FRAME, piece, size))
+                out.append((TEXT, piece, size))
                 pos += size
             else:
                 break
