@@ -597,7 +597,12 @@ class CodecDriver:
         if transport == "udp":
             actions: Iterable[Action] = self.datagram_codec(listener).receive_datagram(data, now)
         else:
-            actions = self.stream_codec(listener).receive(data, now)
+            codec = self.stream_codec(listener)
+            actions = list(codec.receive(data, now))
+            # The capture is over: a codec may hold a last frame that had no terminator.
+            finish = getattr(codec, "finish", None)
+            if finish is not None:
+                actions.extend(finish(now))
         out: list[Any] = []
         for action in actions:
             if isinstance(action, Store):

@@ -8,7 +8,7 @@ then; once it is back, the device's ``+BUFF`` re-send is stored once and acknowl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import pytest_twisted
@@ -96,6 +96,18 @@ class StoreRelay:
         self.listening = reactor.listenTCP(self.port, self.factory, interface="127.0.0.1")
 
 
+@pytest.fixture
+def store_relay(mongo_uri: str) -> Iterator[StoreRelay]:
+    """Requested before ``start_server``, so it is torn down after the server stopped."""
+    relay = StoreRelay(mongo_uri)
+    yield relay
+    if not relay.listening.connected:
+        relay.restore()  # let anything still talking to the store finish
+    for relayed in list(relay.factory.live):
+        relayed.transport.loseConnection()
+    pytest_twisted.blockon(relay.listening.stopListening())
+
+
 def withheld() -> float:
     return REGISTRY.get_sample_value("waygps_acks_withheld_total", {"driver": "gv50"}) or 0.0
 
@@ -111,8 +123,8 @@ def wait_until(check: Any, what: str) -> Any:
 
 @pytest_twisted.inlineCallbacks
 def test_report_stored_then_acknowledged_and_no_sack_while_the_store_is_away(
-        start_server: Any, mongo_uri: str) -> None:
-    relay = StoreRelay(mongo_uri)
+        store_relay: StoreRelay, start_server: Any) -> None:
+    relay = store_relay
     server = yield start_server(
         listeners=[{"driver": "gv50", "transport": "tcp"}],
         mongodb={"uri": relay.uri},
@@ -160,5 +172,3 @@ def test_report_stored_then_acknowledged_and_no_sack_while_the_store_is_away(
     finally:
         if device.transport is not None:
             device.transport.loseConnection()
-        if relay.listening.connected:
-            yield relay.listening.stopListening()

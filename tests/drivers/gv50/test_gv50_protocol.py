@@ -185,14 +185,14 @@ def test_luhn_failure_is_logged_and_counted_and_the_report_kept() -> None:
     events: list[dict] = []
     globalLogPublisher.addObserver(events.append)
     labels = {"driver": "gv50", "reason": "imei_luhn"}
-    before = REGISTRY.get_sample_value("waygps_gv50_notices_total", labels) or 0
+    before = REGISTRY.get_sample_value("waygps_frames_flagged_total", labels) or 0
     try:
         context = make_context()
         protocol, transport = connect(context)
         protocol.dataReceived(FRAMES["S12"])
     finally:
         globalLogPublisher.removeObserver(events.append)
-    assert REGISTRY.get_sample_value("waygps_gv50_notices_total", labels) == before + 1
+    assert REGISTRY.get_sample_value("waygps_frames_flagged_total", labels) == before + 1
     assert any(e.get("reason") == "imei_luhn" and e.get("imei") == "135790246811220" for e in events)
     (stored,) = context.sink.batches
     assert [type(e).__name__ for e in stored[0]] == ["Position", "Alarm"]

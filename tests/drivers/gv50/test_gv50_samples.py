@@ -9,7 +9,8 @@ import pytest
 
 from gv50_vectors import FRAMES, sack
 from waygps.actions import Identified, Rejected, Send, Store
-from waygps.drivers.gv50.codec import Gv50DatagramCodec, Gv50StreamCodec, Notice
+from waygps.actions import Flagged
+from waygps.drivers.gv50.codec import Gv50DatagramCodec, Gv50StreamCodec
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 
 NOW = datetime(2026, 5, 20, 12, 0, 0, tzinfo=timezone.utc)
@@ -182,7 +183,7 @@ def test_tail_fields_belong_to_the_last_block_only() -> None:
 
 def test_luhn_failure_is_noticed_not_rejected() -> None:
     actions = decode("S11")  # 135790246811220 fails its check digit
-    assert Notice("imei_luhn", b"135790246811220", "135790246811220") in actions
+    assert Flagged("imei_luhn", b"135790246811220") in actions
     assert events(actions)[0].attributes["imei_luhn_valid"] is False
     assert "imei_luhn_valid" not in events(decode("S1"))[0].attributes
 

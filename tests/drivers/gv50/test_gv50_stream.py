@@ -7,7 +7,8 @@ from typing import Any
 
 from gv50_vectors import FRAMES, X3, X4, X6_READS
 from waygps.actions import Close, Identified, Rejected, Send, Store
-from waygps.drivers.gv50.codec import Gv50StreamCodec, Notice
+from waygps.actions import Flagged
+from waygps.drivers.gv50.codec import Gv50StreamCodec
 from waygps.drivers.gv50.framing import FRAME, NOISE, OVERSIZE, TEXT, UNTERMINATED, Splitter
 from waygps.events import Heartbeat, Position
 
@@ -37,7 +38,7 @@ def test_X6_frame_split_over_two_reads() -> None:
     codec = Gv50StreamCodec()
     assert codec.receive(X6_READS[0], NOW) == []
     assert codec.splitter.buffered == len(X6_READS[0])
-    actions = [a for a in codec.receive(X6_READS[1], NOW) if not isinstance(a, Notice)]
+    actions = [a for a in codec.receive(X6_READS[1], NOW) if not isinstance(a, Flagged)]
     assert actions[:2] == [Identified("135790246811220"), Send(b"+SACK:GTHBD,1A0401,11F0$")]
     # The second frame comes from another unit: rejected on this connection (a shared SIM, a spoof).
     assert isinstance(actions[-1], Rejected) and actions[-1].reason == "imei_mismatch"
@@ -204,7 +205,7 @@ def test_report_without_position_is_stamped_with_server_time_never_1970() -> Non
 def test_unknown_report_type_is_acknowledged_without_a_position() -> None:
     frame = b"+RESP:GTXYZ,060228,862894020180553,,1,2,3,20160309073554,0042$"
     actions = Gv50StreamCodec().receive(frame, NOW)
-    assert kinds(actions) == ["Identified", "Notice", "Store"]
+    assert kinds(actions) == ["Identified", "Flagged", "Store"]
     assert actions[1].reason == "unknown_report_type"
     assert actions[2].ack == b"+SACK:0042$" and isinstance(actions[2].events[0], Heartbeat)
 
@@ -225,3 +226,15 @@ def test_splitter_pieces() -> None:
     assert splitter.feed(b"+ACK:GTX,3\r\n") == [(FRAME, b"+ACK:GTX,3", 12)]  # line ends: the byte path
     pieces = Splitter(64).feed(b"+RESP:a,+BUFF:b$")
     assert [p[0] for p in pieces] == [UNTERMINATED, FRAME]
+
+
+def test_end_of_a_capture_ends_its_last_frame() -> None:
+    codec = Gv50StreamCodec()
+    assert codec.receive(FRAMES["S3"], NOW) == []  # a corpus line without "$": waits on a connection
+    actions = codec.finish(NOW)  # `waygps decode` says the capture ended
+    assert kinds(actions) == ["Identified", "Store"] and actions[1].ack == b"+SACK:4D83$"
+    assert codec.finish(NOW) == []
+    truncated = Gv50StreamCodec()
+    truncated.receive(S1[:90], NOW)
+    actions = truncated.finish(NOW)
+    assert kinds(actions) == ["Rejected"] and actions[0].reason == "bad_count"

@@ -13,9 +13,8 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from attrs import frozen
 
-from waygps.actions import Action, Close, Identified, Rejected, Send, Store
+from waygps.actions import Action, Close, Flagged, Identified, Rejected, Send, Store
 from waygps.commands.model import Command
 from waygps.drivers.gv50 import framing
 from waygps.drivers.gv50.framing import FRAME, TEXT
@@ -28,16 +27,6 @@ from waygps.events import Alarm, CommandAck, Heartbeat, Position
 PROTOCOL = "gv50"
 EXCERPT = framing.EXCERPT
 _REMEMBERED = 256  # commands whose serial is kept to match their acknowledgement
-
-
-@frozen
-class Notice:
-    """Input that is kept but deserves a log line and a counter (an ID that fails its
-    Luhn digit, a report type without a layout). ``driver.py`` logs and counts it."""
-
-    reason: str
-    excerpt: bytes = b""
-    imei: str | None = None
 
 
 class _Core:
@@ -84,7 +73,7 @@ class _Core:
         for why in report.invalid:
             actions.append(Rejected("invalid_position", (why + " | ").encode() + raw[:EXCERPT]))
         if not report.known:
-            actions.append(Notice("unknown_report_type", raw[:EXCERPT], imei))
+            actions.append(Flagged("unknown_report_type", raw[:EXCERPT]))
             actions.append(Store([Heartbeat(imei=imei, protocol=self.protocol, server_time=now)], ack=sack))
             return
         events: list[Any] = self._positions(frame, report, now, imei, luhn_bad)
@@ -201,13 +190,23 @@ class Gv50StreamCodec(_Core):
         self.closed = False
 
     def receive(self, data: bytes, now: datetime) -> list[Action]:
-        actions: list[Action] = []
         if self.closed:
-            return actions
+            return []
+        return self._pieces(self.splitter.feed(data), now)
+
+    def finish(self, now: datetime) -> list[Action]:
+        """The capture ended (``waygps decode``): a last frame without terminator is decoded as
+        it is, so log captures without ``$`` decode and a truncated one is reported."""
+        if self.closed:
+            return []
+        return self._pieces(self.splitter.flush(), now)
+
+    def _pieces(self, pieces: list[tuple[str, Any, int]], now: datetime) -> list[Action]:
+        actions: list[Action] = []
         # The GTFRI shortcut (fastpath.py) serves identified devices; the general path decides the rest.
         fast = self.imei if self.use_fast_path and not self._luhn_bad else None
         ack, protocol = self.ack, self.protocol
-        for kind, chunk, size in self.splitter.feed(data):
+        for kind, chunk, size in pieces:
             if kind is TEXT or kind is FRAME:
                 text = chunk if kind is TEXT else chunk.decode("ascii", "replace")
                 fields = text.split(",")
@@ -255,7 +254,7 @@ class Gv50StreamCodec(_Core):
             actions.append(Identified(imei))
             if not luhn_ok(imei):
                 self._luhn_bad = True
-                actions.append(Notice("imei_luhn", imei.encode(), imei))
+                actions.append(Flagged("imei_luhn", imei.encode()))
         elif imei != self.imei:
             actions.append(Rejected("imei_mismatch", raw[:EXCERPT]))
             return
@@ -298,7 +297,7 @@ class Gv50DatagramCodec(_Core):
                     if len(self._luhn_seen) >= self._LUHN_SEEN:
                         self._luhn_seen.clear()
                     self._luhn_seen.add(imei)
-                    actions.append(Notice("imei_luhn", imei.encode(), imei))
+                    actions.append(Flagged("imei_luhn", imei.encode()))
                 self._frame_actions(frame, chunk, now, imei, luhn_bad, actions)
             elif kind == framing.BINARY:
                 actions.append(Rejected("hex_mode", chunk))

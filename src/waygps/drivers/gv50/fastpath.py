@@ -20,7 +20,7 @@ from waygps.drivers.gv50.reports import _COMMON, _STATUS, REPORT_BYTES, cell_inf
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
-_BASES: dict[tuple[str, str, str], tuple[dict[str, Any], bool | None]] = {}
+_BASES: dict[tuple[str, str, str, str], tuple[dict[str, Any], bool | None]] = {}
 _DAYS: dict[str, str] = {}  # "20160309" -> "2016-03-09T"
 _SACKS: dict[str, bytes] = {}
 _from_iso = datetime.fromisoformat
@@ -34,23 +34,22 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     (_, version, unique_id, name, power, kind, number, accuracy, speed, course, altitude, lon, lat, when,
      mcc, mnc, lac, cell, reserved, mileage, hours, analog) = fields[:22]
     battery, status, send, count = fields[-7], fields[-6], fields[-2], fields[-1]
-    key = (version, name, status)
+    key = (version, name, status, kind)
     known = _BASES.get(key)
     if known is None:
-        # Frame attributes that repeat (version, name, status), built once from the general path's caches.
-        common, state = _COMMON.get((version, name)), _STATUS.get(status)
-        if common is None or state is None:
+        # Attributes that repeat from frame to frame (version, name, status, report byte), built
+        # once from the general path's caches: a version found there was found well formed.
+        common, state, report = _COMMON.get((version, name)), _STATUS.get(status), REPORT_BYTES.get(kind)
+        if common is None or state is None or report is None:
             return None
-        known = ({**common, **state[0]}, state[1])
+        known = ({**common, "report_id": report[0], "report_type": report[1], **state[0]}, state[1])
         if len(_BASES) >= 4096:
             _BASES.clear()
         _BASES[key] = known
     # The checks parse.parse_frame and reports._fri make, in the same terms (the text comes from an
-    # ASCII decode, so isdigit() sees ASCII digits only). A cached version means it was already
-    # found well formed. A conversion below that fails (a non-number, a bad time) sends the
-    # frame to the general path, which rejects it or its block with a reason.
-    report = REPORT_BYTES.get(kind)
-    if (unique_id != imei or number != "1" or report is None
+    # ASCII decode, so isdigit() sees ASCII digits only). A conversion below that fails (a
+    # non-number, a bad time) sends the frame to the general path, which rejects it or its block.
+    if (unique_id != imei or number != "1"
             or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
             or not lon or not lat or len(when) != 14 or (reserved and reserved != "00")
             or (power and not power.isdigit()) or (analog and not analog.isdigit())):
@@ -83,7 +82,6 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     attributes = known[0].copy()
     attributes["send_time"] = send or None
     attributes["count"] = count
-    attributes["report_id"], attributes["report_type"] = report
     if power:
         attributes["power_voltage"] = int(power) / 1000.0
     if mileage_v is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# What ``Splitter.feed`` returns: (kind, bytes, size) tuples, in stream order.
+# What ``Splitter.feed`` returns: (kind, bytes or str, size in bytes) tuples, in stream order.
 FRAME: Final = "frame"  # a complete text frame, its delimiter removed
 TEXT: Final = "text"  # the same, already decoded to str (the bulk path)
 NOISE: Final = "noise"  # bytes before a "+" that are not whitespace/NUL (excerpt)
@@ -71,8 +71,8 @@ class Splitter:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[tuple[str, bytes, int]]:
-        out: list[tuple[str, bytes, int]] = []
+    def feed(self, data: bytes) -> list[tuple[str, bytes | str, int]]:
+        out: list[tuple[str, bytes | str, int]] = []
         if self.binary:
             return out
         buf = self._buffer + data if self._buffer else bytes(data)
@@ -146,7 +146,7 @@ class Splitter:
                 break
         return pos
 
-    def flush(self) -> list[tuple[str, bytes, int]]:
+    def flush(self) -> list[tuple[str, bytes | str, int]]:
         """The end of a datagram (or of a capture) ends its last frame."""
         rest = self._buffer
         self._buffer = b""

@@ -119,8 +119,9 @@ def _status(text: str, report: Report, target: dict[str, Any]) -> None:
         decoded["input_1"] = bool(inputs & 0x02)
         decoded["output_1"] = bool(outputs & 0x01)
         known = (decoded, ignition_from_state(text))
-        if len(_STATUS) < 1024:
-            _STATUS[text] = known
+        if len(_STATUS) >= 1024:
+            _STATUS.clear()
+        _STATUS[text] = known
     target.update(known[0])
     report.tail_ignition = known[1]
 
