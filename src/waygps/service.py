@@ -215,8 +215,10 @@ class WayGPSService(MultiService):
                 yield _quietly(self.store.close())
                 yield _quietly(self.embedded.stopService())
             else:
+                log.debug("stopping {part}", part=type(part).__name__)
                 yield _quietly(maybeDeferred(part.stopService))
         if self.embedded is None or self.embedded not in parts:
+            log.debug("closing the store connection")
             yield _quietly(self.store.close())
         log.info("waygps: stopped")
         if self.exit_on_failure:

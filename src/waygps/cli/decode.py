@@ -15,7 +15,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
-from waygps.actions import Close, Rejected
+from waygps.actions import Close, Flagged, Rejected
 from waygps.documents import event_json
 
 
@@ -91,6 +91,10 @@ def run(args: argparse.Namespace, config: Any) -> int:
     out = sys.stdout
     for number, capture in captures:
         for item in driver.decode(capture, now, transport):
+            if isinstance(item, Flagged):
+                where = f"line {number}: " if number is not None else ""
+                print(f"{where}note ({item.reason}), kept: {_excerpt(item.excerpt)}", file=sys.stderr)
+                continue
             if isinstance(item, (Rejected, Close)):
                 rejected += 1
                 where = f"line {number}: " if number is not None else ""

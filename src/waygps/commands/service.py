@@ -51,6 +51,8 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+STOP_GRACE = 5.0  # seconds stopService waits for operations in flight
+
 class CommandService(Service):
     """Delivers ``Comando`` documents to devices connected to this instance and tracks them."""
 
@@ -102,7 +104,24 @@ class CommandService(Service):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         work = list(self._work)
-        return DeferredList(work, consumeErrors=True) if work else succeed(None)
+        if not work:
+            return succeed(None)
+        # Operations in flight are idempotent status changes: wait a little for them, never for a
+        # store that is gone (txmongo's own deadlines run to a minute).
+        done: Deferred = Deferred()
+
+        def finish(why: str | None) -> None:
+            if done.called:
+                return
+            if why:
+                log.warn("commands: stopping with {n} operation(s) unfinished ({why})", n=len(self._work), why=why)
+            if timer.active():
+                timer.cancel()
+            done.callback(None)
+
+        timer = self.reactor.callLater(STOP_GRACE, finish, f"no answer within {STOP_GRACE:g} s")
+        DeferredList(work, consumeErrors=True).addBoth(lambda _: finish(None))
+        return done
 
     @inlineCallbacks
     def idle(self) -> Any:

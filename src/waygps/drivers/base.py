@@ -607,7 +607,7 @@ class CodecDriver:
         for action in actions:
             if isinstance(action, Store):
                 out.extend(action.events)
-            elif isinstance(action, (Rejected, Close)):
+            elif isinstance(action, (Rejected, Flagged, Close)):
                 out.append(action)
         return out
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from gv50_vectors import FRAMES, sack
-from waygps.actions import Identified, Rejected, Send, Store
-from waygps.actions import Flagged
+from waygps.actions import Flagged, Identified, Rejected, Send, Store
 from waygps.drivers.gv50.codec import Gv50DatagramCodec, Gv50StreamCodec
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 
@@ -226,3 +225,12 @@ def test_X5_out_of_range_block_is_dropped_but_acknowledged() -> None:
     (store,) = [a for a in actions if isinstance(a, Store)]
     assert store.ack == b"+SACK:132B$"
     assert store.events == (Heartbeat(imei="862894020180553", protocol="gv50", server_time=NOW),)
+
+
+@pytest.mark.parametrize("name, model", [("S1", "GV300"), ("S22", "GV355CEU"), ("S33", None), ("S21", "GV310LAU")])
+def test_model_name_from_the_device_type(name: str, model: str | None) -> None:
+    positions = [e for e in events(decode(name)) if isinstance(e, Position)]
+    if model is None:
+        assert positions == []  # a heartbeat has no report, so no model either
+    else:
+        assert positions and all(p.attributes.get("model") == model for p in positions)

@@ -13,6 +13,7 @@ from datetime import datetime
 from math import isfinite
 from typing import Any, Callable
 
+from waygps.drivers.gv50.models import model_name
 from waygps.drivers.gv50.parse import HEX_DIGITS, Frame, FrameError, device_type, is_digits, is_hex, parse_time
 
 BLOCK = 12  # fields of a position block without appended fields
@@ -569,7 +570,9 @@ def decode_report(frame: Frame) -> Report:
     version, name = frame.version, frame.fields[3]
     base = _COMMON.get((version, name))
     if base is None:
-        base = {"protocol_version": version, "device_type": device_type(version)}
+        code = device_type(version)
+        base = {"protocol_version": version, "device_type": code}
+        _put(base, "model", model_name(code))
         _put(base, "device_name", name)
         if len(_COMMON) >= 4096:
             _COMMON.clear()
