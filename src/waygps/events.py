@@ -15,6 +15,9 @@ from attrs import field, frozen
 
 
 def _frozen_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    # Hot path (one call per report): a dict the codec just built is taken as it is.
+    if type(value) is dict:
+        return value
     return dict(value or {})
 
 
