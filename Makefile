@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/waygps.toml
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv lint clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,9 @@ run: venv
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: venv
-	$(BIN)/python benchmarks/run_all.py
+lint: venv
+	$(BIN)/pip install --quiet ruff
+	$(BIN)/ruff check src tests twisted benchmarks examples
 
 clean:
 	rm -rf $(VENV) var build src/*.egg-info

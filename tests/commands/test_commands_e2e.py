@@ -180,7 +180,7 @@ def test_two_instances_on_one_store_send_exactly_once(start_server):
         device.transport.write(gtfri(0.0, 1 + len(devices)))
         devices.append(device)
     for count, device in enumerate(devices, 1):
-        yield until(lambda: f"+SACK:{count:04X}$".encode() in device.received, "SACK")
+        yield until(lambda count=count, device=device: f"+SACK:{count:04X}$".encode() in device.received, "SACK")
 
     db["Veiculo"].update_one({"IMEI": GV50_IMEI}, {"$set": {"comandoBloqueo": True}})
     yield until(lambda: db["Comando"].find_one({"IMEI": GV50_IMEI, "status": "sent"}), "sent")

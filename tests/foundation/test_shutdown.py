@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 
 from tests.conftest import StoreProcess, server_config
 from waygps.drivers import find_drivers

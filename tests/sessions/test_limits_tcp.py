@@ -6,7 +6,6 @@ MemoryReactorClock drives the timers; StringTransport stands for the socket, so
 
 from __future__ import annotations
 
-import pytest
 
 from sessions_fakes import (
     DRIVER,
@@ -21,7 +20,6 @@ from sessions_fakes import (
     sample,
 )
 from waygps.events import DeviceConnected, DeviceDisconnected, Position
-from waygps.sessions import REPLACED
 
 IMEI = "862894020180553"
 OTHER = "356307042441013"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from twisted.internet.testing import StringTransport
 
 from sessions_fakes import (

@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterable, Mapping
 
 from attrs import frozen
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol, Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.plugin import IPlugin

@@ -152,7 +152,7 @@ def test_report_stored_then_acknowledged_and_no_sack_while_the_store_is_away(
 
         relay.restore()
         resend = REPORT_2.replace(b"+RESP:", b"+BUFF:")
-        for attempt in range(10):  # a device re-sends until acknowledged (WayGPS reconnects meanwhile)
+        for _attempt in range(10):  # a device re-sends until acknowledged (WayGPS reconnects meanwhile)
             device.transport.write(resend)
             try:
                 answer = yield device.read(11, timeout=3.0)
