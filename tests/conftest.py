@@ -32,49 +32,67 @@ def free_port() -> int:
 
 
 class StoreProcess:
-    """A secantusd-py child for the test session (started with subprocess, not the reactor)."""
+    """A secantusd-py child started with subprocess (not the reactor): for the test session, or for
+    one test that kills (SIGKILL) and restarts it on the same port and data."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: bool = True, prefix: str = "waygps-store-") -> None:
         command = find_command("secantusd-py")
         if command is None:
             pytest.exit("secantusd-py not found: install the test extra (make test does)", returncode=3)
-        self.dir = tempfile.mkdtemp(prefix="waygps-store-")
+        self.command = command
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.port = free_port()
-        self.log = open(Path(self.dir) / "secantusd.log", "wb")
+        self.uri = f"mongodb://127.0.0.1:{self.port}/"
+        self.log = open(self.dir / "secantusd.log", "ab")
+        self.process: subprocess.Popen | None = None
+        if start:
+            self.start()
+            self.wait()
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
-            [command, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", str(Path(self.dir) / "data"),
+            [self.command, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", str(self.dir / "data"),
              "--standalone", "--log-level", "WARNING", "--cache-size", "256M"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        self.uri = f"mongodb://127.0.0.1:{self.port}/"
-        self.wait()
 
-    def wait(self) -> None:
+    def wait(self, timeout: float = STORE_START_TIMEOUT) -> None:
         import pymongo
 
-        deadline = time.monotonic() + STORE_START_TIMEOUT
+        deadline = time.monotonic() + timeout
         while True:
+            assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"secantusd-py exited: {Path(self.dir, 'secantusd.log').read_text()[-2000:]}")
+                raise RuntimeError(f"secantusd-py exited: {(self.dir / 'secantusd.log').read_text()[-2000:]}")
             try:
-                client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=500)
+                client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=300)
                 client.admin.command("ping")
                 client.close()
                 return
             except Exception:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.2)
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    close = stop
 
 
 @pytest.fixture(scope="session")

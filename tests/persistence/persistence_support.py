@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
+from tests.conftest import StoreProcess
+
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -16,7 +12,6 @@ from twisted.internet.defer import Deferred
 
 from waygps.config import Config, MongoConfig, PersistenceConfig, RetentionConfig
 from waygps.events import Position
-from waygps.store.embedded import find_command
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 IMEI = "862894020180553"
@@ -103,63 +98,9 @@ class FakeStore:
         return self.collections["vehicles"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-class KillableStore:
+class KillableStore(StoreProcess):
     """A secantusd-py child of this test only: killed (SIGKILL) and restarted on the same port and data."""
 
     def __init__(self) -> None:
-        command = find_command("secantusd-py")
-        if command is None:
-            raise RuntimeError("secantusd-py not found: install the test extra")
-        self.command = command
-        self.dir = Path(tempfile.mkdtemp(prefix="waygps-outage-"))
-        self.port = free_port()
-        self.uri = f"mongodb://127.0.0.1:{self.port}/"
-        self.process: subprocess.Popen | None = None
-        self.log = open(self.dir / "secantusd.log", "ab")
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.command, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path",
-             str(self.dir / "data"), "--standalone", "--log-level", "WARNING", "--cache-size", "128M"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait(self, timeout: float = 60.0) -> None:
-        import pymongo
-
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"secantusd-py exited: {(self.dir / 'secantusd.log').read_text()[-2000:]}")
-            try:
-                client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=300)
-                client.admin.command("ping")
-                client.close()
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-        self.process = None
-
-    def close(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(start=False, prefix="waygps-outage-")

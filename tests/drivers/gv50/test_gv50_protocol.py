@@ -8,12 +8,9 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.plugin import getPlugins
-from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from gv50_vectors import FRAMES, X3
 from waygps.commands.model import Command
@@ -21,62 +18,13 @@ from waygps.config import ListenerConfig
 from waygps.drivers.base import DriverContext
 from waygps.drivers.gv50.driver import driver
 from waygps.events import CommandAck, Heartbeat, Position
-from waygps.interfaces import IDriver, IEventSink, ISessionRegistry
+from tests.fakes import HeldSink, Sessions
+from waygps.interfaces import IDriver
 
 T0 = 1_764_000_000.0
 IMEI = "862894020180553"
 S1 = FRAMES["S1"]
 HBD = b"+ACK:GTHBD,1A0401,862894020180553,,20100214093254,11F0$"
-
-
-@implementer(IEventSink)
-class HeldSink:
-    """Every ``deliver`` returns a Deferred the test fires (``store``) or fails (``fail``)."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[list[Any], Deferred]] = []
-
-    def deliver(self, events: Any) -> Deferred:
-        d: Deferred = Deferred()
-        self.batches.append((list(events), d))
-        return d
-
-    def store(self, index: int) -> None:
-        self.batches[index][1].callback(None)
-
-    def fail(self, index: int) -> None:
-        self.batches[index][1].errback(Failure(RuntimeError("store down")))
-
-    def watch(self, producer: Any) -> None:
-        pass
-
-    def unwatch(self, producer: Any) -> None:
-        pass
-
-
-@implementer(ISessionRegistry)
-class Sessions:
-    def __init__(self, allowed: bool = True) -> None:
-        self.allowed = allowed
-        self.asked: list[str] = []
-        self.attached: list[Any] = []
-        self.detached: list[str] = []
-
-    def authorize(self, imei: str, listener: Any) -> Deferred:
-        self.asked.append(imei)
-        return succeed(self.allowed)
-
-    def attach(self, connection: Any) -> None:
-        self.attached.append(connection)
-
-    def detach(self, connection: Any, reason: str) -> None:
-        self.detached.append(reason)
-
-    def activity(self, connection: Any, now: Any) -> None:
-        pass
-
-    def get(self, imei: str) -> Any:
-        return self.attached[-1] if self.attached else None
 
 
 def make_context(transport: str = "tcp", allowed: bool = True, ack: bool = True, **options: Any) -> DriverContext:
