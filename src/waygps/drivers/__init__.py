@@ -1,20 +1,22 @@
-"""Driver discovery: built-in and third-party drivers alike, through Twisted's plugin system."""
+"""Driver discovery: built-in and third-party drivers alike, through Twisted's plugin system.
+
+Nothing is imported at module level, so importing a codec (``waygps.drivers.gv50.codec``) does not
+pull in Twisted.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.logger import Logger
-
-log = Logger(namespace="waygps.drivers")
-
 
 def find_drivers() -> dict[str, Any]:
     """Every installed ``IDriver`` plugin by name (``twisted/plugins/*.py`` on ``sys.path``)."""
+    from twisted.logger import Logger
     from twisted.plugin import getPlugins
 
     from waygps.interfaces import IDriver
 
+    log = Logger(namespace="waygps.drivers")
     found: dict[str, Any] = {}
     for driver in getPlugins(IDriver):
         name = getattr(driver, "name", None)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import bson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gv50_vectors import FRAMES, X4
-from waygps.actions import Close, Identified, Rejected, Store
+from waygps.actions import Close, Flagged, Identified, Rejected, Send, Store
+from waygps.documents import position_document
 from waygps.drivers.gv50.codec import Gv50DatagramCodec, Gv50StreamCodec
 from waygps.events import Position
 
@@ -53,8 +55,21 @@ def test_any_chunking_gives_the_same_events(parts: list[bytes], data: Any) -> No
 @given(data=st.binary(max_size=6000), cuts=st.lists(st.integers(0, 6000), max_size=20))
 def test_random_bytes_never_raise_and_memory_stays_bounded(data: bytes, cuts: list[int]) -> None:
     codec = Gv50StreamCodec(max_frame=512)
-    feed(codec, data, [c for c in cuts if c <= len(data)])
-    Gv50DatagramCodec(max_frame=512).receive_datagram(data, NOW)
+    actions = feed(codec, data, [c for c in cuts if c <= len(data)])
+    closes = [i for i, a in enumerate(actions) if isinstance(a, Close)]
+    assert closes in ([], [len(actions) - 1])  # closed at most once, and nothing after it
+    for action in actions + Gv50DatagramCodec(max_frame=512).receive_datagram(data, NOW):
+        assert isinstance(action, (Identified, Rejected, Close, Store, Send, Flagged)), action
+        assert not isinstance(action, Rejected) or len(action.excerpt) <= 200
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(min_size=512, max_size=2000).map(lambda b: b.replace(b"+", b"-")),
+       cuts=st.lists(st.integers(0, 2000), max_size=20))
+def test_a_connection_sending_only_garbage_is_closed_at_the_frame_limit(data: bytes, cuts: list[int]) -> None:
+    actions = feed(Gv50StreamCodec(max_frame=512), data, [c for c in cuts if c <= len(data)])
+    assert isinstance(actions[-1], Close)
+    assert all(isinstance(a, Rejected) and a.reason == "noise" for a in actions[:-1])
 
 
 @SETTINGS
@@ -74,6 +89,7 @@ def test_damaged_frames_never_raise(frame: bytes, edits: list[tuple[int, int]]) 
                 assert event.imei == "862894020180553"
                 if isinstance(event, Position):
                     assert event.device_time.year >= 2000 or event.attributes.get("time_source") is None
+                    bson.encode(position_document(event))  # MongoDB can store it (else: refused, re-sent forever)
     Gv50DatagramCodec().receive_datagram(bytes(damaged), NOW)
 
 

@@ -130,3 +130,18 @@ def test_position_fields_from_io() -> None:
 
 def test_names_cover_every_size() -> None:
     assert set(NAMES) == {1, 2, 4, 8, X}
+
+
+def test_codec_modules_import_nothing_from_twisted() -> None:
+    import ast
+    from pathlib import Path
+
+    import waygps.drivers.teltonika.codec as codec_module
+
+    for path in sorted(Path(codec_module.__file__).parent.glob("*.py")):
+        if path.name == "driver.py":  # the plugin module names the codecs for the adapter
+            continue
+        tree = ast.parse(path.read_text())
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [m for m in imported if m.split(".")[0] == "twisted" or m == "waygps.drivers.base"], path.name

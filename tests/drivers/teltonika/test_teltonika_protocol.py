@@ -215,10 +215,13 @@ def test_udp_invalid_imei_is_dropped_and_counted() -> None:
     assert rejected("bad_imei") == before + 1
 
 
-def test_udp_unknown_device_is_dropped() -> None:
+def test_udp_unknown_device_is_dropped_and_counted() -> None:
+    labels = {"listener": "teltonika-udp", "reason": "unknown_device"}
+    before = REGISTRY.get_sample_value("waygps_connections_refused_total", labels) or 0.0
     protocol, transport, ctx = udp(allowed=False)
     protocol.datagramReceived(tv("TV-12"), ADDRESS)
-    assert ctx.sink.batches == [] and transport.written == []
+    assert ctx.sink.batches == [] and transport.written == [] and ctx.sessions.attached == []
+    assert REGISTRY.get_sample_value("waygps_connections_refused_total", labels) == before + 1
 
 
 def test_connection_lost_detaches() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import bson
 import pytest
 
 from teltonika_vectors import IMEI, NOW, tv
 from waygps.actions import Close, Identified, Rejected, Store
 from waygps.drivers.teltonika.avl import CODEC_8, CODEC_8E, encode_data, make_record
 from waygps.drivers.teltonika.codec import TeltonikaDatagramCodec, TeltonikaStreamCodec
+from waygps.documents import position_document
 from waygps.drivers.teltonika.framing import frame, imei_frame
 from waygps.events import Alarm, Position
 
@@ -71,7 +73,7 @@ def test_changed_last_byte_fails_crc_nothing_stored_no_ack() -> None:
     actions = identified().receive(bytes(bad), NOW)
     assert kinds(actions) == ["Rejected"]
     assert actions[0].reason == "bad_crc" and actions[0].reply == b""
-    assert actions[0].excerpt == bytes(bad[:64])
+    assert actions[0].excerpt == bytes(bad[:32]).hex().encode()  # logged as hex
 
 
 # --- handshake --------------------------------------------------------------------------------------
@@ -184,6 +186,14 @@ def test_record_without_usable_time_uses_server_time_and_a_stable_key() -> None:
     assert again.key == position.key and again.document_id == position.document_id
 
 
+def test_timestamp_beyond_int64_is_kept_as_text_so_the_record_can_be_stored() -> None:
+    record = make_record(2**64 - 1, satellites=4)
+    (position,) = identified().receive(frame(encode_data(CODEC_8, [record])), NOW)[0].events
+    assert position.device_time == NOW and position.attributes["time_source"] == "server"
+    assert position.attributes["device_timestamp"] == str(2**64 - 1)
+    bson.encode(position_document(position))  # MongoDB has no unsigned 64-bit integers
+
+
 def test_far_future_time_is_flagged() -> None:
     future = make_record(int(NOW.timestamp() * 1000) + 3 * 86_400_000, satellites=7)
     (position,) = identified().receive(frame(encode_data(CODEC_8, [future])), NOW)[0].events
@@ -248,11 +258,16 @@ def udp_datagram(
     return len(rest).to_bytes(2, "big") + rest
 
 
-def test_udp_luhn_failure_is_flagged_and_stored() -> None:
+def test_udp_luhn_failure_is_flagged_once_per_device_and_stored() -> None:
     body = encode_data(CODEC_8E, [make_record(1_700_000_000_000, satellites=3)])
-    actions = TeltonikaDatagramCodec().receive_datagram(udp_datagram(body, b"352093086403656"), NOW)
+    codec = TeltonikaDatagramCodec()
+    actions = codec.receive_datagram(udp_datagram(body, b"352093086403656"), NOW)
     assert kinds(actions) == ["Flagged", "Identified", "Store"] and actions[0].reason == "imei_luhn"
     assert actions[2].ack == bytes.fromhex("0005CAFE010901")
+    again = codec.receive_datagram(udp_datagram(body, b"352093086403656", avl_id=10), NOW)
+    assert kinds(again) == ["Identified", "Store"] and again[1].ack == bytes.fromhex("0005CAFE010A01")
+    other = codec.receive_datagram(udp_datagram(body, b"352093086403657"), NOW)
+    assert kinds(other) == ["Flagged", "Identified", "Store"]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@
 about twice as much in calls and intermediate objects). Anything it is not
 sure of - another layout, a bad value, an unknown version - makes it return
 ``None`` and the general path decides, with its log lines and reasons.
-``tests/drivers/gv50/test_gv50_fastpath.py`` checks both paths give equal events.
+``tests/drivers/gv50/test_gv50_properties.py`` checks both paths give equal actions.
 No Twisted.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from waygps.actions import Store
 from waygps.drivers.gv50.parse import HEX_DIGITS
-from waygps.drivers.gv50.reports import _COMMON, _STATUS, REPORT_BYTES, cell_info
+from waygps.drivers.gv50.reports import _COMMON, _STATUS, MAX_ACCURACY, MAX_DIGITS, REPORT_BYTES, cell_info
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
@@ -52,7 +52,8 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     if (unique_id != imei or number != "1"
             or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
             or not lon or not lat or len(when) != 14 or (reserved and reserved != "00")
-            or (power and not power.isdigit()) or (analog and not analog.isdigit())):
+            or (power and not power.isdigit()) or (analog and not analog.isdigit())
+            or len(power) > MAX_DIGITS or len(analog) > MAX_DIGITS):
         return None
     try:
         cell_attributes = cell_info(mcc, mnc, lac, cell)
@@ -72,7 +73,8 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         fix = _from_iso(f"{day}{when[8:10]}:{when[10:12]}:{when[12:14]}+00:00")
     except ValueError:
         return None
-    if not (-180.0 <= longitude <= 180.0 and -90.0 <= latitude <= 90.0):
+    if not (-180.0 <= longitude <= 180.0 and -90.0 <= latitude <= 90.0) or (
+            acc is not None and not 0 <= acc <= MAX_ACCURACY):
         return None
     if ("n" in text or "N" in text) and (  # float() reads "nan", "inf", "infinity": all have an n
             (speed_v is not None and speed_v - speed_v) or (course_v is not None and course_v - course_v)

@@ -55,8 +55,22 @@ def _num(text: str) -> float | None:
     return value
 
 
+MAX_DIGITS = 18  # longer decimal fields are no @Track value (and would not fit BSON's int64)
+MAX_ACCURACY = 999  # GPS accuracy is 0-50; anything above this is not one
+
+
 def _int(text: str) -> int | None:
-    return int(text) if text and is_digits(text) else None
+    return int(text) if text and len(text) <= MAX_DIGITS and is_digits(text) else None
+
+
+def accuracy_value(text: str) -> int | None:
+    """GPS accuracy of a block (empty: unknown); ValueError when it is not a plausible one."""
+    if not text:
+        return None
+    value = int(text)
+    if not 0 <= value <= MAX_ACCURACY:
+        raise ValueError(f"GPS accuracy {text[:8]!r} out of range")
+    return value
 
 
 def _hex(text: str) -> int | None:
@@ -147,6 +161,8 @@ def cell_info(mcc: str, mnc: str, lac: str, cell: str) -> dict[str, int]:
     key = (mcc, mnc, lac, cell)
     out = _CELLS.get(key)
     if out is None:
+        if len(mcc) > 8 or len(mnc) > 8 or len(lac) > 8 or len(cell) > 15:
+            raise ValueError("cell information too long")  # LAC is 4 hex digits, a cell ID at most 8
         out = {}
         if mcc:
             out["mcc"] = int(mcc)
@@ -211,7 +227,7 @@ def _block(fields: list[str], start: int, index: int, report: Report) -> int:
                 or (altitude_v is not None and altitude_v - altitude_v)):
             raise ValueError("not a finite number")
         report.blocks.append((
-            index, int(accuracy) if accuracy else None, speed_v, course_v, altitude_v, lon_v, lat_v,
+            index, accuracy_value(accuracy), speed_v, course_v, altitude_v, lon_v, lat_v,
             time_v, when, cell_info(mcc, mnc, lac, cell), satellites, trigger, mileage,
         ))
     except ValueError as e:

@@ -19,7 +19,7 @@ from collections import deque
 from datetime import datetime
 from typing import Any, Mapping
 
-from waygps.actions import Action, Close, Flagged, Identified, Rejected, Store, excerpt
+from waygps.actions import Action, Close, Flagged, Identified, Rejected, Store
 from waygps.commands.model import Command, UnsupportedCommand
 from waygps.drivers.teltonika import commands as cmd
 from waygps.drivers.teltonika.avl import AVL_CODECS, AvlError, decode_data
@@ -44,6 +44,11 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _UDP_HEAD = struct.Struct(">HHBBH")  # length, packet id, not-usable byte, AVL packet id, IMEI length
 _UDP_ACK = struct.Struct(">HHBBB")  # length (5), packet id, 01, AVL packet id, records accepted
+
+
+def hex_excerpt(raw: bytes | bytearray) -> bytes:
+    """The first 32 bytes of a binary frame as hex text: what the log line and `waygps decode` show."""
+    return bytes(raw[:32]).hex().encode("ascii")
 
 
 def _option(options: Mapping[str, Any], key: str) -> Any:
@@ -242,7 +247,7 @@ class TeltonikaStreamCodec:
         return size
 
     def _bad_frame(self, actions: list[Action], reason: str, raw: bytes | bytearray) -> None:
-        actions.append(Rejected(reason, excerpt(bytes(raw), 64)))
+        actions.append(Rejected(reason, hex_excerpt(raw)))
         self._bad += 1
         if self._bad >= self.max_bad:
             self._closed = True
@@ -251,7 +256,7 @@ class TeltonikaStreamCodec:
     def _close(
         self, actions: list[Action], reason: str, raw: bytes | bytearray, why: str, reply: bytes = b""
     ) -> None:
-        actions.append(Rejected(reason, excerpt(bytes(raw), 64), reply=reply))
+        actions.append(Rejected(reason, hex_excerpt(raw), reply=reply))
         actions.append(Close(why))
         self._closed = True
 
@@ -266,32 +271,39 @@ class TeltonikaStreamCodec:
 class TeltonikaDatagramCodec:
     """UDP: one datagram = channel header + one AVL packet, answered after store."""
 
+    LUHN_SEEN = 10_000  # IMEIs whose failed check digit was already reported (bounded)
+
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         options = options or {}
         self.max_packet = max(int(_option(options, "max_packet_bytes")), 64)
+        self._luhn_seen: set[str] = set()
 
     def receive_datagram(self, data: bytes, now: datetime) -> list[Action]:
         if len(data) > self.max_packet:
-            return [Rejected("too_long", excerpt(data, 64))]
+            return [Rejected("too_long", hex_excerpt(data))]
         if len(data) < _UDP_HEAD.size:
-            return [Rejected("truncated", excerpt(data, 64))]
+            return [Rejected("truncated", hex_excerpt(data))]
         length, packet_id, _unused, avl_id, imei_length = _UDP_HEAD.unpack_from(data, 0)
         if length != len(data) - 2:
-            return [Rejected("bad_length", excerpt(data, 64))]
+            return [Rejected("bad_length", hex_excerpt(data))]
         raw_imei = bytes(data[8 : 8 + imei_length])
         if not imei_well_formed(raw_imei):
-            return [Rejected("bad_imei", excerpt(data, 64))]
+            return [Rejected("bad_imei", hex_excerpt(data))]
         imei = raw_imei.decode("ascii")
         actions: list[Action] = []
-        if not luhn_ok(imei):
+        if not luhn_ok(imei) and imei not in self._luhn_seen:
+            # Once per device, not once per datagram (a UDP device has no connection to report it on).
+            if len(self._luhn_seen) >= self.LUHN_SEEN:
+                self._luhn_seen.clear()
+            self._luhn_seen.add(imei)
             actions.append(Flagged("imei_luhn", raw_imei))
         body = bytes(data[8 + imei_length :])
         if body and body[0] not in AVL_CODECS:
-            return actions + [Rejected("unknown_codec", excerpt(data, 64))]
+            return actions + [Rejected("unknown_codec", hex_excerpt(data))]
         try:
             _, records = decode_data(body)
         except AvlError as e:
-            return actions + [Rejected(e.reason, excerpt(data, 64))]
+            return actions + [Rejected(e.reason, hex_excerpt(data))]
         events = records_events(records, body[0], imei, now)
         ack = _UDP_ACK.pack(5, packet_id, 0x01, avl_id, len(records))
         actions.append(Identified(imei))

@@ -125,7 +125,7 @@ def record_events(record: AvlRecord, codec: int, imei: str, now: datetime, now_m
     if not _MS_2000 <= stamp < _MS_2100:
         device_time = now
         attributes["time_source"] = "server"
-        attributes["device_timestamp"] = stamp
+        attributes["device_timestamp"] = _clip64(stamp)  # 8 raw bytes may exceed BSON's int64
         key = "raw:" + hashlib.blake2b(record.raw, digest_size=10).hexdigest()
     else:
         device_time = datetime.fromtimestamp(
