@@ -207,7 +207,7 @@ def test_restart_neither_loses_a_sent_command_nor_repeats_a_confirmed_one(start_
 
     server = yield start_server(**settings)
     doc = db["Comando"].find_one({"IMEI": GV50_IMEI})
-    assert doc["status"] == "pending" and doc["attempts"] == 1
+    assert doc["status"] == "pending" and doc["attempts"] == 0 and doc["linkLosses"] == 1
     device = yield connect(server.port(0))
     device.transport.write(gtfri(0.0, 2))
     [(_, serial)] = yield until(gv50_command(device), "AT+GTOUT after the restart")
@@ -223,5 +223,5 @@ def test_restart_neither_loses_a_sent_command_nor_repeats_a_confirmed_one(start_
         yield deferLater(reactor, FAST["poll_interval"], lambda: None)
     assert gv50_command(device)() == []
     doc = db["Comando"].find_one({"IMEI": GV50_IMEI})
-    assert doc["status"] == "confirmed" and doc["attempts"] == 2
+    assert doc["status"] == "confirmed" and doc["attempts"] == 1 and doc["linkLosses"] == 1
     assert db["Veiculo"].find_one({"IMEI": GV50_IMEI})["bloqueado"] is True

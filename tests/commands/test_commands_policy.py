@@ -134,3 +134,23 @@ def test_ack_fits_by_type_or_protocol_word():
 def test_ack_outcome():
     assert policy.ack_outcome({}, True, "DOUT1:ON") == ("confirmed", "acknowledged by the device: DOUT1:ON")
     assert policy.ack_outcome({}, False, "") == ("failed", "refused by the device: (no text)")
+
+
+def test_a_lost_link_does_not_use_up_an_attempt_but_is_bounded() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from waygps.commands import policy
+    from waygps.config import CommandsConfig
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    config = CommandsConfig(max_attempts=3)
+    doc = {"attempts": 3, "linkLosses": 0, "createdAt": now, "expiresAt": now + timedelta(hours=1)}
+    assert policy.link_lost_is_free(doc)
+    status, reason = policy.after_lost_ack(doc, now, config, "connection closed", attempt_counts=False)
+    assert status == "pending" and "does not count" in reason
+    status, _ = policy.after_lost_ack(doc, now, config, "no acknowledgement", attempt_counts=True)
+    assert status == "failed"
+    assert not policy.link_lost_is_free({"linkLosses": policy.MAX_LINK_LOSSES})
+    status, _ = policy.after_lost_ack({**doc, "expiresAt": now}, now, config, "connection closed",
+                                      attempt_counts=False)
+    assert status == "expired"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest_twisted
 from bson import ObjectId
@@ -167,14 +168,14 @@ def test_connection_closed_before_the_answer_sends_again_on_the_next_connection(
     harness.sessions.disconnect(first, "idle")
     yield harness.settle()
     doc = harness.only_command(IMEI)
-    assert doc["status"] == "pending" and doc["attempts"] == 1
+    assert doc["status"] == "pending" and doc["attempts"] == 0 and doc["linkLosses"] == 1
     assert "closed before the device acknowledged (idle)" in doc["history"][-1]["reason"]
 
     second = harness.sessions.connect(FakeConnection(IMEI, peer="10.0.0.1:40002"))
     yield harness.settle()
     assert len(second.sent) == 1
     doc = harness.only_command(IMEI)
-    assert doc["status"] == "sent" and doc["attempts"] == 2 and doc["peer"] == "10.0.0.1:40002"
+    assert doc["status"] == "sent" and doc["attempts"] == 1 and doc["peer"] == "10.0.0.1:40002"
 
 
 @pytest_twisted.inlineCallbacks
@@ -187,7 +188,7 @@ def test_new_connection_replacing_a_silent_one_takes_over_its_command(harness):
     yield harness.settle()
     assert len(old.sent) == 1 and len(new.sent) == 1
     doc = harness.only_command(IMEI)
-    assert doc["status"] == "sent" and doc["peer"] == "10.0.0.9:50000" and doc["attempts"] == 2
+    assert doc["status"] == "sent" and doc["peer"] == "10.0.0.9:50000" and doc["attempts"] == 1 and doc["linkLosses"] == 1
 
 
 @pytest_twisted.inlineCallbacks
@@ -318,7 +319,7 @@ def test_restart_with_a_sent_command_sends_it_again_and_never_after_confirmation
 
     yield harness.start(instance_id="gps-1")
     doc = harness.only_command(IMEI)
-    assert doc["status"] == "pending" and doc["attempts"] == 1
+    assert doc["status"] == "pending" and doc["attempts"] == 0 and doc["linkLosses"] == 1
     assert doc["history"][-1]["reason"].startswith("WayGPS restarted before the device acknowledged")
 
     device = harness.sessions.connect(FakeConnection(IMEI, peer="10.0.0.1:40003"))
@@ -456,3 +457,63 @@ def test_indexes_coexist_with_the_same_keys_under_other_names(harness):
     assert "operators_own_name" in names and "status_1_sentAt_1" not in names
     unique = names["IMEI_1_intentOpen_1"]
     assert unique["unique"] and unique["partialFilterExpression"] == {"intentOpen": {"$exists": True}}
+
+
+@pytest_twisted.inlineCallbacks
+def test_polls_read_intents_by_index_and_a_periodic_sweep_rejects_malformed_ones(harness):
+    from waygps.commands.queue import INTENT_QUERIES
+    from waygps.commands.service import SWEEP_INTERVAL
+
+    yield harness.start()
+    for query in INTENT_QUERIES:  # each answered from an index the service created, not a collection scan
+        plan = harness.vehicles.find(query).explain()["queryPlanner"]["winningPlan"]
+        assert "IXSCAN" in str(plan), plan
+    yield harness.advance(2.0)  # past the first poll, which sweeps
+    harness.vehicle(IMEI, bloqueado=False, comandoBloqueo=True)
+    harness.vehicle(OTHER, comandoBloqueo="yes")
+    yield harness.advance(2.0)
+    assert harness.only_command(IMEI)["type"] == "block"
+    assert harness.commands.count_documents({"IMEI": OTHER}) == 0  # not seen by the indexed queries
+    yield harness.advance(SWEEP_INTERVAL)
+    bad = harness.only_command(OTHER)
+    assert bad["status"] == "failed" and "must be true, false or null" in bad["error"]
+    assert harness.vehicles.find_one({"IMEI": OTHER})["comandoBloqueo"] is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_what_polls_connections_and_answers_read_is_answered_by_an_index(harness):
+    """The embedded store scans a whole collection for a query no single index answers: record
+    every read of a busy minute and ask the store how it would answer each."""
+    harness.vehicles.create_index("IMEI", unique=True)  # the persistence service's, at startup
+    harness.vehicle(IMEI, bloqueado=False, comandoBloqueo=True)
+    harness.vehicle(OTHER, bloqueado=False, speed=80.0)
+    service = yield harness.start(ack_timeout=10.0)
+    yield harness.advance(2.0)  # past the first poll (a sweep, by design)
+    reads: list[tuple[str, dict]] = []
+
+    def recording(name: str, real: Any) -> Any:
+        def read(query: Any = None, *args: Any, **kwargs: Any) -> Any:
+            reads.append((name, dict(query or {})))
+            return real(query, *args, **kwargs)
+        return read
+
+    for name in ("commands", "vehicles"):
+        collection = getattr(service.queue, name)
+        for method in ("find", "find_one"):
+            setattr(collection, method, recording(name, getattr(collection, method)))
+    harness.commands.insert_one({"IMEI": OTHER, "type": "block", "params": {}})  # by hand, no status
+    device = harness.sessions.connect(FakeConnection(IMEI))
+    other = harness.sessions.connect(FakeConnection(OTHER, peer="10.0.0.2:40002"))
+    yield harness.advance(12.0)  # block sent, not answered: overdue, sent again
+    harness.position(OTHER, 85.0)
+    harness.ack(IMEI, serial=device.sent[-1].serial, command_type="GTOUT")
+    harness.sessions.disconnect(other)
+    yield harness.advance(4.0)
+    assert harness.only_command(IMEI)["status"] == "confirmed" and len(device.sent) == 2
+    names = {"commands": "Comando", "vehicles": "Veiculo"}
+    scans = []
+    for name, query in reads:
+        plan = harness.db[names[name]].find(query).explain()["queryPlanner"]["winningPlan"]
+        if "COLLSCAN" in str(plan) and set(query) != {"_id"}:
+            scans.append((name, query))
+    assert len(reads) > 20 and scans == []

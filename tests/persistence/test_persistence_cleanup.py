@@ -86,3 +86,19 @@ def test_an_unreachable_store_is_one_line_and_status_1() -> None:
     code = cleanup.run(args("--older-than", "1d", "--timeout", "0.3"), cfg, now=NOW, out=io.StringIO(), err=err)
     assert code == 1
     assert err.getvalue().startswith("waygps cleanup: MongoDB at mongodb://127.0.0.1:9/: ServerSelectionTimeoutError")
+
+
+@pytest.mark.integration
+def test_reports_received_at_the_same_time_across_a_chunk_edge_all_go(mongo_uri: str, mongo_db_name: str) -> None:
+    client = pymongo.MongoClient(mongo_uri)
+    positions = client[mongo_db_name]["DadosVeiculo"]
+    old = NOW - timedelta(days=100)
+    positions.insert_many([{"_id": n, "dataServidor": old + timedelta(seconds=n // 7)} for n in range(50)]
+                          + [{"_id": "recent", "dataServidor": NOW - timedelta(days=1)}])
+    out, err = io.StringIO(), io.StringIO()
+    code = cleanup.run(args("--older-than", "90d", "--chunk", "10"), config(database=mongo_db_name, uri=mongo_uri),
+                       now=NOW, out=out, err=err)
+    assert code == 0 and "deleted 50 reports" in out.getvalue()
+    assert [d["_id"] for d in positions.find()] == ["recent"]
+    assert err.getvalue().splitlines()[-1] == "100%  50/50"
+    client.close()

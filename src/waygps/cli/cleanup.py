@@ -83,16 +83,24 @@ def mongo_uri(config: Any) -> str:
 
 
 def purge(collection: Any, cutoff: datetime, chunk: int, progress: Callable[[int], None]) -> int:
-    """Delete reports received before ``cutoff``, oldest first, ``chunk`` at a time; returns how many."""
-    query = {"dataServidor": {"$lt": cutoff}}
+    """Delete reports received before ``cutoff``, oldest first, about ``chunk`` at a time; returns how many.
+
+    Each request deletes a range of ``dataServidor`` (up to the time of the ``chunk``-th oldest
+    report), which the index answers; a list of ``_id`` values would be a collection scan per
+    request on some stores.
+    """
     deleted = 0
     while True:
-        ids = [doc["_id"] for doc in collection.find(query, {"_id": 1}).sort("dataServidor", 1).limit(chunk)]
-        if not ids:
-            return deleted
-        result = collection.delete_many({"_id": {"$in": ids}, **query})
+        edge = list(collection.find({"dataServidor": {"$lt": cutoff}}, {"dataServidor": 1, "_id": 0})
+                    .sort("dataServidor", 1).skip(chunk - 1).limit(1))
+        bound: dict[str, Any] = {"$lt": cutoff}
+        if edge:
+            bound["$lte"] = edge[0]["dataServidor"]
+        result = collection.delete_many({"dataServidor": bound})
         deleted += result.deleted_count
         progress(deleted)
+        if not edge:
+            return deleted
 
 
 def run(args: argparse.Namespace, config: Any, now: datetime | None = None,
@@ -130,6 +138,9 @@ def run(args: argparse.Namespace, config: Any, now: datetime | None = None,
         deleted = purge(collection, cutoff, args.chunk, bar.update)
         bar.finish()
         print(f"deleted {deleted:,} reports", file=out)
+        if deleted < total:
+            print(f"{total - deleted:,} others were removed meanwhile (by the TTL index or another client)",
+                  file=out)
         return 0
     except PyMongoError as e:
         hint = "" if config.mongodb.uri else " (the embedded store runs only while the server runs)"

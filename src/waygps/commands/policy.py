@@ -120,18 +120,32 @@ def plan(pending: Sequence[Mapping[str, Any]], now: datetime, speed: float | Non
     return decisions
 
 
-def after_lost_ack(doc: Mapping[str, Any], now: datetime, config: CommandsConfig, why: str) -> tuple[str, str]:
+MAX_LINK_LOSSES = 10  # sends that ended with the link (or WayGPS) gone, before they count as attempts
+
+
+def link_lost_is_free(doc: Mapping[str, Any]) -> bool:
+    """Whether a send that ended because the connection closed or WayGPS restarted may be given
+    back: a flaky mobile link or two deploys must not use up a stolen vehicle's block. Bounded,
+    so a command that makes the device drop its link (a reboot) still ends."""
+    return int(doc.get("linkLosses") or 0) < MAX_LINK_LOSSES
+
+
+def after_lost_ack(doc: Mapping[str, Any], now: datetime, config: CommandsConfig, why: str,
+                   attempt_counts: bool = True) -> tuple[str, str]:
     """A ``sent`` command lost its chance of an acknowledgement: retry, fail or expire.
 
-    ``why``: the ack timed out, the connection closed, WayGPS restarted. The
-    attempt that was written counts.
+    ``why``: the ack timed out, the connection closed, WayGPS restarted. An ack
+    timeout uses up the attempt; a lost link does not (``attempt_counts`` False),
+    and expiry still bounds the command.
     """
-    attempts = int(doc.get("attempts") or 0)
+    attempts = int(doc.get("attempts") or 0) - (0 if attempt_counts else 1)
     expires = expires_at(doc, config)
     if expires is not None and expires <= now:
         return EXPIRED, f"{why}; expired"
     if attempts >= config.max_attempts:
         return FAILED, f"{why}; no acknowledgement after {attempts} attempt(s)"
+    if not attempt_counts:
+        return PENDING, f"{why}; will be sent again (this send does not count as an attempt)"
     return PENDING, f"{why}; will be sent again (attempt {attempts} of {config.max_attempts} done)"
 
 

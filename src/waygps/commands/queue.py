@@ -9,7 +9,7 @@ aware UTC datetimes.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from bson import ObjectId
 from pymongo.collection import ReturnDocument
@@ -25,6 +25,13 @@ NEWEST_FIRST = qf.sort(qf.DESCENDING("createdAt") + qf.DESCENDING("_id"))
 SENT_FIRST = qf.sort(qf.ASCENDING("sentAt") + qf.ASCENDING("_id"))
 
 log = Logger(namespace="waygps.commands")
+
+# What a poll looks for: one query per intent field, each answered from that field's index (an
+# ``$or``, or ``$ne: null``, is a collection scan on some stores). Values these miss (a malformed
+# ``comandoBloqueo: "yes"``, an empty or non-string ``comandoTrocarIP``) are found by the slower
+# ``ANY_INTENT`` sweep, which the service runs now and then.
+INTENT_QUERIES = ({"comandoBloqueo": {"$in": [True, False]}}, {"comandoTrocarIP": {"$gt": ""}})
+ANY_INTENT = {"$or": [{"comandoBloqueo": {"$ne": None}}, {"comandoTrocarIP": {"$ne": None}}]}
 
 # IndexOptionsConflict, IndexKeySpecsConflict: the same key already indexed under another name/options.
 INDEX_CONFLICTS = (85, 86)
@@ -43,6 +50,13 @@ def aware(doc: Any) -> Any:
     if isinstance(doc, list):
         return [aware(v) for v in doc]
     return doc
+
+
+def _sent_order(doc: Mapping[str, Any]) -> tuple:
+    sent_at = doc.get("sentAt")
+    if not isinstance(sent_at, datetime):
+        sent_at = datetime.min.replace(tzinfo=timezone.utc)
+    return sent_at, str(doc.get("_id"))
 
 
 def id_candidates(command_id: str) -> list[Any]:
@@ -90,22 +104,25 @@ class CommandQueue:
         doc = yield self.commands.find_one({"_id": command_id})
         return aware(doc) if doc else None
 
+    # Every query below is answered by an index of ``ensure_indexes`` on its own: equality on
+    # ``IMEI`` (never ``IMEI $in``), or ``status`` with a range; what else must hold is checked here.
+    # The embedded store scans the whole collection for a query an index cannot answer alone, and
+    # these run at every poll, connection and acknowledgement.
+
     @inlineCallbacks
-    def pending_for(self, imeis: Sequence[str], limit: int = BATCH) -> Any:
-        if not imeis:
-            return []
-        docs = yield self.commands.find({"IMEI": {"$in": list(imeis)}, "status": PENDING}, limit=limit,
-                                        sort=OLDEST_FIRST)
+    def pending_for(self, imei: str, limit: int = BATCH) -> Any:
+        docs = yield self.commands.find({"IMEI": imei, "status": PENDING}, limit=limit, sort=OLDEST_FIRST)
         return [aware(d) for d in docs]
 
     @inlineCallbacks
-    def pending_devices(self, imeis: Sequence[str], limit: int = BATCH * 10) -> Any:
-        """``(devices with pending commands, number of pending commands)`` among ``imeis``."""
-        if not imeis:
+    def pending_devices(self, imeis: Iterable[str], limit: int = BATCH * 10) -> Any:
+        """``(devices with pending commands, number of their pending commands)`` among ``imeis``."""
+        wanted = set(imeis)
+        if not wanted:
             return set(), 0
-        docs = yield self.commands.find({"IMEI": {"$in": list(imeis)}, "status": PENDING},
-                                        projection={"IMEI": 1}, limit=limit)
-        return {d["IMEI"] for d in docs}, len(docs)
+        docs = yield self.commands.find({"status": PENDING}, projection={"IMEI": 1}, limit=limit)
+        mine = [d["IMEI"] for d in docs if d.get("IMEI") in wanted]
+        return set(mine), len(mine)
 
     @inlineCallbacks
     def in_flight(self, imei: str) -> Any:
@@ -113,11 +130,8 @@ class CommandQueue:
         return aware(doc) if doc else None
 
     @inlineCallbacks
-    def open_for(self, imeis: Sequence[str]) -> Any:
-        if not imeis:
-            return []
-        docs = yield self.commands.find({"IMEI": {"$in": list(imeis)}, "status": {"$in": list(OPEN)}},
-                                        sort=OLDEST_FIRST)
+    def open_for(self, imei: str) -> Any:
+        docs = yield self.commands.find({"IMEI": imei, "status": {"$in": list(OPEN)}}, sort=OLDEST_FIRST)
         return [aware(d) for d in docs]
 
     @inlineCallbacks
@@ -131,16 +145,31 @@ class CommandQueue:
 
     @inlineCallbacks
     def sent(self, query: Mapping[str, Any], limit: int = BATCH) -> Any:
+        """``sent`` commands matching ``query`` (for the scan at startup)."""
         docs = yield self.commands.find({**query, "status": SENT}, limit=limit, sort=SENT_FIRST)
         return [aware(d) for d in docs]
 
     @inlineCallbacks
+    def sent_to(self, imei: str) -> Any:
+        """The device's ``sent`` commands, oldest first (one or two: one is in flight at a time)."""
+        docs = yield self.commands.find({"IMEI": imei, "status": SENT}, limit=BATCH)
+        return sorted((aware(d) for d in docs), key=_sent_order)
+
+    @inlineCallbacks
     def overdue(self, now: datetime, instance: str, ack_timeout: float, abandoned_after: float) -> Any:
         """``sent`` commands past their ack timeout: this instance's, and any instance's long abandoned."""
-        own = yield self.sent({"instance": instance, "sentAt": {"$lte": now - timedelta(seconds=ack_timeout)}})
-        others = yield self.sent({"instance": {"$ne": instance},
-                                  "sentAt": {"$lte": now - timedelta(seconds=abandoned_after)}})
-        return own + others
+        due = now - timedelta(seconds=min(ack_timeout, abandoned_after))
+        abandoned = now - timedelta(seconds=abandoned_after)
+        docs = yield self.commands.find({"status": SENT, "sentAt": {"$lte": due}}, limit=BATCH, sort=SENT_FIRST)
+        out = []
+        for doc in map(aware, docs):
+            sent_at = doc.get("sentAt")
+            if doc.get("instance") == instance:
+                if sent_at <= now - timedelta(seconds=ack_timeout):
+                    out.append(doc)
+            elif sent_at <= abandoned:
+                out.append(doc)
+        return out
 
     @inlineCallbacks
     def expired_pending(self, now: datetime, limit: int = BATCH) -> Any:
@@ -149,10 +178,9 @@ class CommandQueue:
 
     @inlineCallbacks
     def unqueued(self, limit: int = BATCH) -> Any:
-        """Documents operators inserted without ``status`` or ``expiresAt``."""
-        docs = yield self.commands.find({"$or": [{"status": None},
-                                                 {"status": PENDING, "expiresAt": {"$exists": False}}]},
-                                        limit=limit)
+        """Documents operators inserted without ``status`` or ``expiresAt`` (``None`` matches missing)."""
+        docs = yield self.commands.find({"status": None}, limit=limit)
+        docs += yield self.commands.find({"status": PENDING, "expiresAt": None}, limit=limit)
         return [aware(d) for d in docs]
 
     @inlineCallbacks
@@ -164,16 +192,19 @@ class CommandQueue:
         repeated answer is recognised as such.
         """
         if command_id:
-            docs = yield self.commands.find({"_id": {"$in": id_candidates(command_id)}, "IMEI": imei}, limit=1)
-        elif serial:
-            docs = yield self.commands.find(
-                {"IMEI": imei, "serials": {"$in": list({serial, serial.upper(), serial.lower()})},
-                 "status": {"$in": list(OPEN)}},
-                limit=10, sort=qf.sort(qf.DESCENDING("sentAt")))
-        else:
-            docs = yield self.commands.find({"IMEI": imei, "status": SENT, "instance": instance}, limit=1,
-                                            sort=SENT_FIRST)
-        return [aware(d) for d in docs]
+            for candidate in id_candidates(command_id):
+                doc = yield self.commands.find_one({"_id": candidate})
+                if doc and doc.get("IMEI") == imei:
+                    return [aware(doc)]
+            return []
+        docs = yield self.commands.find({"IMEI": imei, "status": {"$in": list(OPEN)}}, limit=BATCH)
+        docs = [aware(d) for d in docs]
+        if serial:
+            serials = {serial.upper()}
+            found = [d for d in docs if serials & {s.upper() for s in d.get("serials") or () if isinstance(s, str)}]
+            return sorted(found, key=_sent_order, reverse=True)[:10]
+        here = [d for d in docs if d.get("status") == SENT and d.get("instance") == instance]
+        return sorted(here, key=_sent_order)[:1]
 
     # --- writes ------------------------------------------------------------
     @inlineCallbacks
@@ -260,9 +291,9 @@ class CommandQueue:
         return aware(doc) if doc else None
 
     @inlineCallbacks
-    def vehicles_with_intents(self, after: Any = None, limit: int = BATCH) -> Any:
-        """One page (by ``_id``, after ``after``) of the vehicles whose intent fields are set."""
-        query: dict[str, Any] = {"$or": [{"comandoBloqueo": {"$ne": None}}, {"comandoTrocarIP": {"$ne": None}}]}
+    def vehicles_with_intents(self, query: Mapping[str, Any], after: Any = None, limit: int = BATCH) -> Any:
+        """One page (by ``_id``, after ``after``) of the vehicles matching ``query`` (one of
+        :data:`INTENT_QUERIES`, or :data:`ANY_INTENT`)."""
         if after is not None:
             query = {"$and": [query, {"_id": {"$gt": after}}]}
         docs = yield self.vehicles.find(

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from waygps import metrics
 from waygps.commands import intents, policy
 from waygps.commands.model import Command, UnsupportedCommand
-from waygps.commands.queue import CommandQueue
+from waygps.commands.queue import ANY_INTENT, INTENT_QUERIES, CommandQueue
 from waygps.commands.record import (
     BLOCK_INTENT, CONFIRMED, EXPIRED, FAILED, FINAL, OPEN, PENDING, SENT, SERVER_INTENT, frame_text, normalize,
     server_text,
@@ -34,10 +34,12 @@ from waygps.events import CommandAck, CommandStatus, DeviceConnected, DeviceDisc
 
 log = Logger(namespace="waygps.commands")
 
-# Chunk size of ``IMEI $in`` queries over the devices connected here.
+# Vehicles with intents read per page.
 IMEI_CHUNK = 500
 # Pending commands of one device looked at per check.
 PER_DEVICE = 50
+# Seconds between the polls that also look for malformed intents (see _sync_intents).
+SWEEP_INTERVAL = 60.0
 
 
 def generated_instance_id() -> str:
@@ -77,6 +79,7 @@ class CommandService(Service):
         self._recheck: set[str] = set()
         self._work: set[Deferred] = set()
         self._polling: Deferred | None = None
+        self._next_sweep = 0.0
 
     # --- lifecycle -----------------------------------------------------------
     def startService(self) -> Deferred:
@@ -260,14 +263,16 @@ class CommandService(Service):
                 yield self.queue.clear_intent(imei, SERVER_INTENT, value)
 
     @inlineCallbacks
-    def _lost(self, doc: Mapping[str, Any], why: str) -> Any:
+    def _lost(self, doc: Mapping[str, Any], why: str, link: bool = False) -> Any:
         """A ``sent`` command will get no acknowledgement: back to pending, or failed / expired."""
         assert self.queue is not None
         now = self._now()
-        status, reason = policy.after_lost_ack(doc, now, self.config, why)
+        free = link and policy.link_lost_is_free(doc)
+        status, reason = policy.after_lost_ack(doc, now, self.config, why, attempt_counts=not free)
         if status == PENDING:
             moved = yield self.queue.move(doc["_id"], (SENT,), PENDING, now, reason,
-                                          match={"attempts": doc.get("attempts")})
+                                          match={"attempts": doc.get("attempts")},
+                                          inc={"attempts": -1, "linkLosses": 1} if free else None)
             if moved is not None:
                 self._changed(moved, PENDING, reason)
             return moved
@@ -284,7 +289,7 @@ class CommandService(Service):
                 return
             moved = 0
             for doc in docs:
-                result = yield self._lost(doc, "WayGPS restarted before the device acknowledged")
+                result = yield self._lost(doc, "WayGPS restarted before the device acknowledged", link=True)
                 moved += result is not None
             if not moved:
                 return
@@ -294,23 +299,23 @@ class CommandService(Service):
     def _connected(self, event: DeviceConnected) -> Any:
         """A new connection replaces an older one: what was sent on the old one is lost."""
         assert self.queue is not None
-        docs = yield self.queue.sent({"IMEI": event.imei, "instance": self.instance_id,
-                                      "peer": {"$ne": event.peer}})
+        docs = yield self.queue.sent_to(event.imei)
         for doc in docs:
+            if doc.get("instance") != self.instance_id or doc.get("peer") == event.peer:
+                continue
             yield self._lost(doc, f"connection {doc.get('peer')} replaced by {event.peer} before the device "
-                                  f"acknowledged")
+                                  f"acknowledged", link=True)
 
     @inlineCallbacks
     def _disconnected(self, event: DeviceDisconnected) -> Any:
         assert self.queue is not None
         current = self.sessions.get(event.imei)
-        query: dict[str, Any] = {"IMEI": event.imei, "instance": self.instance_id}
-        if current is not None:
-            query["peer"] = {"$ne": current.peer}
-        docs = yield self.queue.sent(query)
+        docs = yield self.queue.sent_to(event.imei)
         for doc in docs:
+            if doc.get("instance") != self.instance_id or (current is not None and doc.get("peer") == current.peer):
+                continue
             yield self._lost(doc, f"connection {event.peer} closed before the device acknowledged "
-                                  f"({event.reason})")
+                                  f"({event.reason})", link=True)
 
     @inlineCallbacks
     def _acked(self, ack: CommandAck) -> Any:
@@ -350,7 +355,7 @@ class CommandService(Service):
             return
         if (yield self.queue.in_flight(imei)) is not None:
             return  # one command at a time; its answer or timeout triggers the next
-        pending = yield self.queue.pending_for([imei], limit=PER_DEVICE)
+        pending = yield self.queue.pending_for(imei, limit=PER_DEVICE)
         if not pending:
             self._watch.discard(imei)
             return
@@ -468,30 +473,36 @@ class CommandService(Service):
 
     @inlineCallbacks
     def _sync_intents(self) -> Any:
-        """Page through the vehicles with an intent (a page at a time in memory)."""
+        """Page through the vehicles with an intent (a page at a time in memory).
+
+        Each poll reads the indexed intent queries; every ``SWEEP_INTERVAL`` (and at the first
+        poll) one sweep over any non-null intent also finds the malformed ones, to reject them.
+        """
         assert self.queue is not None
-        after = None
-        while True:
-            page = yield self.queue.vehicles_with_intents(after, IMEI_CHUNK)
-            if not page:
-                return
-            after = page[-1]["_id"]
-            yield self._sync_page(page)
-            if len(page) < IMEI_CHUNK:
-                return
+        queries: tuple[Mapping[str, Any], ...] = INTENT_QUERIES
+        if self.reactor.seconds() >= self._next_sweep:
+            queries = (ANY_INTENT,)
+            self._next_sweep = self.reactor.seconds() + SWEEP_INTERVAL
+        for query in queries:
+            after = None
+            while True:
+                page = yield self.queue.vehicles_with_intents(query, after, IMEI_CHUNK)
+                if not page:
+                    break
+                after = page[-1]["_id"]
+                yield self._sync_page(page)
+                if len(page) < IMEI_CHUNK:
+                    break
 
     @inlineCallbacks
     def _sync_page(self, vehicles: list[Mapping[str, Any]]) -> Any:
         assert self.queue is not None
-        for start in range(0, len(vehicles), IMEI_CHUNK):
-            chunk = [v for v in vehicles[start:start + IMEI_CHUNK] if isinstance(v.get("IMEI"), str)]
-            open_docs = yield self.queue.open_for([v["IMEI"] for v in chunk])
-            by_imei: dict[str, list[Mapping[str, Any]]] = {}
-            for doc in open_docs:
-                by_imei.setdefault(doc["IMEI"], []).append(doc)
-            for vehicle in chunk:
-                if intents.plan(vehicle, by_imei.get(vehicle["IMEI"], [])):
-                    yield self._locked(vehicle["IMEI"], self._sync_vehicle, vehicle["IMEI"])
+        for vehicle in vehicles:
+            if not isinstance(vehicle.get("IMEI"), str):
+                continue
+            open_docs = yield self.queue.open_for(vehicle["IMEI"])
+            if intents.plan(vehicle, open_docs):
+                yield self._locked(vehicle["IMEI"], self._sync_vehicle, vehicle["IMEI"])
 
     @inlineCallbacks
     def _sync_vehicle(self, imei: str) -> Any:
@@ -500,7 +511,7 @@ class CommandService(Service):
         vehicle = yield self.queue.vehicle(imei)
         if vehicle is None:
             return
-        open_docs = yield self.queue.open_for([imei])
+        open_docs = yield self.queue.open_for(imei)
         ops = intents.plan(vehicle, open_docs)
         for op in ops:
             if isinstance(op, intents.Clear):
@@ -516,11 +527,8 @@ class CommandService(Service):
     @inlineCallbacks
     def _deliver_pending(self) -> Any:
         assert self.queue is not None
-        connected = sorted({c.imei for c in self.sessions.connections() if getattr(c, "imei", None)})
-        total = 0
-        for start in range(0, len(connected), IMEI_CHUNK):
-            devices, count = yield self.queue.pending_devices(connected[start:start + IMEI_CHUNK])
-            total += count
-            for imei in sorted(devices):
-                self.check(imei)
+        connected = {c.imei for c in self.sessions.connections() if getattr(c, "imei", None)}
+        devices, total = yield self.queue.pending_devices(connected)
+        for imei in sorted(devices):
+            self.check(imei)
         metrics.COMMANDS_PENDING.set(total)
