@@ -139,7 +139,8 @@ class SessionRegistry(Service):
         self._lookups[imei] = [waiter]
         query = maybeDeferred(self.store.collection("vehicles").find_one, {"IMEI": imei}, {"_id": 1})
         query.addTimeout(self.lookup_timeout, self.reactor)
-        query.addCallbacks(self._looked_up, self._lookup_failed, callbackArgs=(imei,), errbackArgs=(imei,))
+        query.addCallbacks(self._looked_up, self._lookup_failed, callbackArgs=(imei,),
+                           errbackArgs=(imei, listener))
         return waiter
 
     def _looked_up(self, document: Any, imei: str) -> None:
@@ -148,9 +149,11 @@ class SessionRegistry(Service):
         for waiter in self._lookups.pop(imei, []):
             waiter.callback(allowed)
 
-    def _lookup_failed(self, failure: Failure, imei: str) -> None:
-        log.warn("allow-list look-up of {imei} failed: {error}", imei=imei, error=failure.getErrorMessage()
-                 or failure.type.__name__)
+    def _lookup_failed(self, failure: Failure, imei: str, listener: ListenerConfig) -> None:
+        # One query serves every connection of ``imei`` waiting for it; the adapter logs each
+        # refused connection with its peer.
+        log.warn("{driver} {imei}: allow-list look-up on {listener} failed: {error}", driver=listener.driver,
+                 imei=imei, listener=listener.name, error=failure.getErrorMessage() or failure.type.__name__)
         for waiter in self._lookups.pop(imei, []):
             waiter.errback(failure)
 

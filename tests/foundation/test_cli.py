@@ -46,3 +46,24 @@ def test_unknown_driver_and_missing_file(tmp_path: Path) -> None:
                  cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().endswith("none.toml: no such file")
+
+
+def test_log_format_json_makes_every_line_a_json_object(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nothing = s.getsockname()[1]  # closed again: no MongoDB there
+    config = tmp_path / "waygps.toml"
+    config.write_text(f'[mongodb]\nuri = "mongodb://127.0.0.1:{nothing}/"\nconnect_timeout = 1\n'
+                      '[websocket]\nport = 0\n')
+    result = run(str(BIN / "twistd"), "-n", "--pidfile=", "waygps", "--config", str(config),
+                 "--log-format", "json", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    [critical] = [r for r in records if r["level"] == "critical"]
+    assert critical["namespace"] == "waygps.service"
+    assert critical["message"].startswith("waygps: cannot start: mongodb.uri: cannot reach")
+    assert any(r["message"].startswith("store: MongoDB at") for r in records)

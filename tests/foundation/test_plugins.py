@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,13 @@ def test_builtin_drivers_are_plugins() -> None:
 
 def test_separately_installed_plugin_is_found(tmp_path: Path) -> None:
     target = tmp_path / "site"
+    # Built from a copy: a build writes build/ and *.egg-info beside the sources.
+    source = tmp_path / "plugin-driver"
+    shutil.copytree(ROOT / "examples" / "plugin-driver", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT / "examples" / "plugin-driver")],
+         "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert install.returncode == 0, install.stderr

@@ -141,7 +141,8 @@ def test_idle_timeout_closes_the_connection_and_the_device_goes_offline() -> Non
 
 
 def test_a_device_that_reconnects_replaces_its_old_connection() -> None:
-    reactor, sink, sessions, factory = setup()
+    reactor, sink, sessions, factory = setup(name="reconnect")
+    before = sample("waygps_connections_closed_total", listener="reconnect", reason="replaced")
     old, old_transport = connect(factory, "10.0.0.1", 1000)
     identify(old, old_transport)
     new, new_transport = connect(factory, "10.0.0.1", 2000)
@@ -154,8 +155,7 @@ def test_a_device_that_reconnects_replaces_its_old_connection() -> None:
     assert [e.peer for e in sink.of(DeviceConnected)] == ["10.0.0.1:1000", "10.0.0.1:2000"]
     new.dataReceived(b"POS,7\n")
     assert new_transport.value().endswith(b"ACK,7\n")
-    before = sample("waygps_connections_closed_total", listener="fake-tcp-1", reason="replaced")
-    assert before >= 1
+    assert sample("waygps_connections_closed_total", listener="reconnect", reason="replaced") == before + 1
 
 
 # --- allow-list --------------------------------------------------------------------
