@@ -327,6 +327,8 @@ def _check_ports(config: Config) -> None:
     ws = ("tcp", config.websocket.port)
     if ws in used and config.websocket.port != 0:
         raise ConfigError(f"websocket.port: {config.websocket.port} is already used by {used[ws]}")
+    if config.mongodb.embedded and config.embedded.port != 0 and config.websocket.port == config.embedded.port:
+        raise ConfigError(f"websocket.port: {config.websocket.port} is already used by embedded.port")
     if config.mongodb.embedded and ("tcp", config.embedded.port) in used and config.embedded.port != 0:
         raise ConfigError(f"embedded.port: {config.embedded.port} is already used by {used[('tcp', config.embedded.port)]}")
 
@@ -363,6 +365,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
         return values
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -417,6 +421,8 @@ def load(path: str | os.PathLike[str], drivers: Mapping[str, Any] | None = None,
         raise ConfigError(f"{file}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {e.start}): not a TOML file") from None
     merged = dict(read_dotenv(file.parent / ".env"))
     merged.update(os.environ if env is None else env)
     raw = apply_environment(raw, merged)

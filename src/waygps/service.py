@@ -76,6 +76,13 @@ class ListenerService(Service):
             return succeed(None)
         return maybeDeferred(port.stopListening)
 
+    def pause_reading(self) -> None:
+        """Stop reading from open device connections, so the flush at shutdown has an end."""
+        if self.factory is not None:
+            for protocol in list(self.factory.connections):
+                if protocol.transport is not None:
+                    protocol.transport.pauseProducing()
+
     def close_connections(self, reason: str) -> None:
         if self.factory is not None:
             for protocol in list(self.factory.connections):
@@ -200,6 +207,7 @@ class WayGPSService(MultiService):
         listeners = [p for p in parts if isinstance(p, ListenerService)]
         for listener in listeners:
             yield listener.stop_listening()
+            listener.pause_reading()
         if self.persistence in parts:
             yield _quietly(self.persistence.flush())
         for listener in listeners:

@@ -175,3 +175,19 @@ def test_a_bad_driver_option_value_fails_at_load_time() -> None:
     with pytest.raises(ConfigError) as error:
         build({"listener": [{"driver": "generic", "port": 1, "speed_unit": "furlongs"}]}, find_drivers())
     assert str(error.value).startswith("listener[0]: ") and "speed_unit: expected one of" in str(error.value)
+
+
+def test_a_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "waygps.toml"
+    path.write_bytes(b"\xff\xfe[mongodb]\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load(path, DRIVERS, env={})
+    path.write_text("[mongodb]\n")
+    (tmp_path / ".env").write_bytes(b"WAYGPS_MONGODB_URI=\xff\n")
+    with pytest.raises(ConfigError, match=r"\.env: not UTF-8 text"):
+        load(path, DRIVERS, env={})
+
+
+def test_websocket_port_may_not_be_the_embedded_store_port() -> None:
+    with pytest.raises(ConfigError, match="websocket.port: 27018 is already used by embedded.port"):
+        build({"websocket": {"port": 27018}}, DRIVERS)

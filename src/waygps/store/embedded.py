@@ -44,6 +44,32 @@ def find_command(name: str) -> str | None:
     return shutil.which(name)
 
 
+# The child runs in its own process group, so that the SIGINT a terminal sends to its foreground
+# group on Ctrl-C reaches twistd only: WayGPS flushes what is queued and stops the store itself,
+# last. On Linux the child also gets SIGTERM if WayGPS dies without stopping it (kill -9).
+_LAUNCH = (
+    "import os, sys\n"
+    "os.setpgrp()\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    import ctypes, signal\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG\n"
+    "    if os.getppid() != int(sys.argv[1]):  # WayGPS died before prctl\n"
+    "        sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Something already accepts connections there (another WayGPS's store, a MongoDB)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 class _StoreProcess(ProcessProtocol):
     def __init__(self) -> None:
         self.ended: Deferred = Deferred()
@@ -92,6 +118,11 @@ class EmbeddedStore(Service):
                 f"embedded store: {self.config.command!r} not found; install it with "
                 "pip install 'waygps[embedded]' or set mongodb.uri to a MongoDB server"
             )
+        if port_in_use(self.config.host, self.config.port):
+            raise StoreError(
+                f"embedded.port: {self.config.host}:{self.config.port} is already in use (another WayGPS "
+                "or a MongoDB?); choose another embedded.port, or set mongodb.uri to use that server"
+            )
         data_dir = Path(self.config.data_dir)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +134,8 @@ class EmbeddedStore(Service):
             "--cache-size", self.config.cache_size,
         ]
         self.process = _StoreProcess()
-        self._transport = self.reactor.spawnProcess(self.process, command, args, env=dict(os.environ))
+        self._transport = self.reactor.spawnProcess(self.process, sys.executable,
+                                                     [sys.executable, "-c", _LAUNCH, str(os.getpid()), *args], env=dict(os.environ))
         log.info("embedded store: started {command} (pid {pid}), data in {dir}", command=command,
                  pid=self._transport.pid, dir=str(data_dir))
 
@@ -140,6 +172,9 @@ class EmbeddedStore(Service):
                     if answer.get("ok"):
                         break
                 except Exception as e:  # still starting
+                    if self.process.ended.called:
+                        raise StoreError(f"embedded store exited during startup; last output: "
+                                         f"{' | '.join(self.process.tail) or 'none'}") from None
                     if self.reactor.seconds() > deadline:
                         raise StoreError(f"embedded store does not answer ping: {e}") from None
                 yield deferLater(self.reactor, 0.2, lambda: None)
