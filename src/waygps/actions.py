@@ -54,11 +54,14 @@ class Rejected:
     """Input that was thrown away: logged with ``excerpt`` and counted by ``reason``.
 
     ``reply`` is written to the peer when not empty (``ERR ...`` for text protocols).
+    ``raw`` is the whole frame when the codec has it (kept in ``FramesRejeitados``;
+    the excerpt is kept when it is empty).
     """
 
     reason: str
     excerpt: bytes = b""
     reply: bytes = b""
+    raw: bytes = b""
 
 
 @frozen
@@ -66,11 +69,13 @@ class Flagged:
     """Input that is kept but deserves a log line and ``waygps_frames_flagged{reason}``.
 
     An IMEI whose Luhn digit fails, a report type without a known layout: the
-    data is still stored; the operator sees that something was odd.
+    data is still stored; the operator sees that something was odd. ``raw`` is the
+    whole frame when it is worth keeping for diagnosis (a report decoded by shape).
     """
 
     reason: str
     excerpt: bytes = b""
+    raw: bytes = b""
 
 
 @frozen

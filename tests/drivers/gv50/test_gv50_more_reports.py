@@ -111,8 +111,8 @@ def test_gtfri_power_voltage_hour_meter_and_analog_input() -> None:
         (store,) = codec.receive(data, NOW)
         (position,) = store.events
         assert {k: position.attributes.get(k) for k in (
-            "power_voltage", "hour_meter", "analog_input_mv", "battery_percent", "mileage_km")} == {
-            "power_voltage": 12.4, "hour_meter": "00123:45:10", "analog_input_mv": 3300, "battery_percent": 88,
+            "power", "hour_meter", "analog_input_mv", "battery", "mileage_km")} == {
+            "power": 12.4, "hour_meter": "00123:45:10", "analog_input_mv": 3300, "battery": 88,
             "mileage_km": 913.3}
         assert position.ignition is True and position.attributes["output_1"] is True
 
@@ -153,7 +153,7 @@ def test_huge_power_field_is_left_out() -> None:
     data = frame(f"+RESP:GTFRI,060228,{IMEI},,{'9' * 400},10,1,{BLOCK},913.3,,,,0,220101,,,", "1A11")
     (store,) = [a for a in Gv50StreamCodec().receive(data, NOW) if isinstance(a, Store)]
     (position,) = store.events
-    assert "power_voltage" not in position.attributes and position.latitude == -17.720434
+    assert "power" not in position.attributes and position.latitude == -17.720434
 
 
 @pytest.mark.parametrize("accuracy", ["9" * 20, "1000", "-1"])
@@ -207,9 +207,9 @@ def test_decode_cli_gives_the_documented_values_for_every_sample(
             assert (line["valid"], line["ignicao"], line["hdop"]) == (
                 want["valid"], want["ignition"], want["hdop"]), name
             assert line["dataDevice"] == want["device_time"].isoformat().replace("+00:00", "Z"), name
-    heartbeat = FRAMES["S33"] + b"\n" + FRAMES["X1"] + b"\n"
+    heartbeat = FRAMES["S33"] + b"\n" + FRAMES["X1"].replace(b"-90.366478,38.735379", b",") + b"\n"
     capture.write_bytes(heartbeat)
     code = main(["decode", "--driver", "gv50", "--now", NOW.isoformat(), str(capture)])
     out, err = capsys.readouterr()
-    assert code == 1 and "rejected (bad_count)" in err  # X1 goes to stderr with its reason
+    assert code == 1 and "rejected (bad_count)" in err  # X1 without a fix goes to stderr with its reason
     assert [json.loads(line)["type"] for line in out.splitlines()] == ["heartbeat"]

@@ -198,8 +198,11 @@ def test_offline_decode_of_a_capture() -> None:
     one_device = [FRAMES[n].replace(FRAMES[n].split(b",")[2], IMEI.encode()) for n in ("S1", "S3", "X1", "S33")]
     capture = b"\r\n".join(one_device + [FRAMES["S8"], b""])  # a capture is one connection: one device
     out = driver.decode(capture, now)
-    assert [type(x).__name__ for x in out] == ["Position", "Position", "Rejected", "Heartbeat", "Rejected"]
-    assert (out[2].reason, out[4].reason) == ("bad_count", "imei_mismatch")
+    # X1 has no count but a valid fix: kept, flagged twice (no count, block found by shape).
+    assert [type(x).__name__ for x in out] == ["Position", "Position", "Flagged", "Flagged", "Position",
+                                              "Heartbeat", "Rejected"]
+    assert (out[2].reason, out[3].reason, out[6].reason) == ("bad_count", "decoded_by_shape", "imei_mismatch")
+    assert (out[4].latitude, out[4].longitude) == (38.735379, -90.366478)
     assert [p.latitude for p in out[:2]] == [-17.720434, -17.662410] and out[1].buffered
     udp = driver.decode(FRAMES["S8"], now, transport="udp")  # a datagram needs no terminator
     assert [type(x).__name__ for x in udp] == ["Position"] and udp[0].imei == "869606020188383"

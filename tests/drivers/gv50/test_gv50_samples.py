@@ -31,32 +31,32 @@ EXPECTED: dict[str, tuple[str, str, bool, list[dict[str, Any]], dict[str, Any], 
     "S1": ("862894020180553", "GTFRI", False,
            [P(-17.720434, -62.899703, 20.0, 147.0, 329.7, "2016-03-09T11:35:48", True, True, 1.0)],
            dict(mcc=736, mnc=3, lac=0x6AAE, cell_id=0x3381, report_id=1, report_type=0, mileage_km=913.3,
-                battery_percent=0, device_status="220101", motion=True, digital_inputs=1, output_1=True,
+                battery=0, device_status="220101", motion=True, digital_inputs=1, output_1=True,
                 send_time="20160309073554", count="132B", gps_accuracy=1), None),
     "S2": ("862193020451183", "GTFRI", False,
            [P(-25.368191, -57.513617, 0.0, 163.0, None, "2015-09-18T18:21:45", True, True, 1.0)],
            dict(mileage_km=21235.0, device_status="210100", motion=False), None),
     "S3": ("862894021808798", "GTFRI", True,
            [P(-17.662410, -63.287717, 0.0, 349.0, 394.3, "2016-01-16T23:40:31", True, True, 1.0)],
-           dict(mileage_km=3326.8, battery_percent=94, device_status="220100"), None),
+           dict(mileage_km=3326.8, battery=94, device_status="220100"), None),
     "S4": ("135790246811220", "GTFRI", False,
            [dict(GTFRI_P, ignition=None),
             P(31.222073, 121.354335, 4.3, 92.0, 70.0, "2009-01-01T00:00:00", False, True, None)],
            dict(vin="1G1JC5444R7252367", report_id=0, report_type=0, lac=0x18D8, mileage_km=2000.0,
-                hour_meter="12345:12:34", battery_percent=80, device_status="210100", fuel_level_percent=50,
+                hour_meter="12345:12:34", battery=80, device_status="210100", fuel_level_percent=50,
                 gps_accuracy=0), None),
     "S5": ("860599000306845", "GTFRI", False,
            [P(47.681639, 8.611466, 2.1, 0.0, 426.7, "2018-12-14T13:46:03", True, None, 1.0),
             P(47.681846, 8.611600, 5.7, 34.0, 437.3, "2018-12-14T13:46:19", True, None, 1.0),
             P(47.681983, 8.611893, 4.4, 62.0, 438.2, "2018-12-14T13:46:33", True, None, 1.0),
             P(47.682040, 8.612236, 4.8, 78.0, 436.6, "2018-12-14T13:46:48", True, None, 1.0)],
-           dict(device_name="G3-313", report_id=0, report_type=0, mileage_km=25.2, battery_percent=83), None),
+           dict(device_name="G3-313", report_id=0, report_type=0, mileage_km=25.2, battery=83), None),
     "S6": ("135790246811220", "GTFRI", False,
            [GTFRI_P, P(31.222073, 121.354335, 4.3, 92.0, 70.0, "2009-01-01T00:00:00", False)],
            dict(report_id=0, report_type=0), None),
     "S7": ("866314060299813", "GTFRI", False,
            [P(-33.008722, -68.891157, 0.0, 275.0, 937.7, "2026-05-14T01:04:56", True, False, 1.0)],
-           dict(battery_percent=100, device_status="110000", motion=False, protocol_version="8020040703",
+           dict(battery=100, device_status="110000", motion=False, protocol_version="8020040703",
                 device_type="802004"), None),
     "S8": ("869606020188383", "GTFRI", False,
            [P(50.700200, 8.606297, 43.4, 80.0, 252.4, "2020-07-21T09:01:09", True, True, 2.0)],
@@ -66,7 +66,7 @@ EXPECTED: dict[str, tuple[str, str, bool, list[dict[str, Any]], dict[str, Any], 
            dict(device_status="210100", send_time=None, count="000C"), None),
     "S10": ("A10000499AEF9B", "GTRTL", False,
             [P(39.578517, -76.902274, 0.2, 0.0, 305.4, "2016-11-01T15:50:01", True, None, 10.0)],
-            dict(battery_percent=73, gps_accuracy=10), None),
+            dict(battery=73, gps_accuracy=10), None),
     "S11": ("135790246811220", "GTDOG", False, [GTFRI_P], dict(mileage_km=2000.0), None),
     "S12": ("135790246811220", "GTSOS", False, [GTFRI_P], dict(mcc=460, mnc=0, lac=0x18D8, cell_id=0x6141),
             "sos"),
@@ -78,7 +78,7 @@ EXPECTED: dict[str, tuple[str, str, bool, list[dict[str, Any]], dict[str, Any], 
             dict(driver_id="01C68011010000C7", report_type=1, mileage_km=34.9, gps_accuracy=0), None),
     "S16": ("863457051562823", "GTERI", False,
             [P(-34.625413, -58.695253, 0.0, 15.0, 28.2, "2023-01-19T19:33:05", True, True, 1.0)],
-            dict(eri_mask="00000002", mcc=722, mnc=7, lac=0x1168, cell_id=0x16B3BB, battery_percent=99,
+            dict(eri_mask="00000002", mcc=722, mnc=7, lac=0x1168, cell_id=0x16B3BB, battery=99,
                  device_status="210100", onewire_id_1="28F8A149F69A3C25", temperature_1=25.0), None),
     "S17": ("862894020180553", "GTIGN", False,
             [P(-17.800608, -63.158195, 0.2, 189.0, 420.0, "2016-03-09T02:29:51", False, True)],
@@ -112,7 +112,7 @@ EXPECTED: dict[str, tuple[str, str, bool, list[dict[str, Any]], dict[str, Any], 
             dict(state="42", motion=True), None),
     "S27": ("358688000000158", "GTBPL", False,
             [P(31.222073, 121.354335, 4.3, 92.0, 70.0, "2011-02-14T01:32:54", False)],
-            dict(battery_voltage=3.53), "low_battery"),
+            dict(batteryVoltage=3.53), "low_battery"),
     "S28": ("865084030001323", "GTMPN", False,
             [P(31.164105, 121.393023, 1.6, 0.0, -93.1, "2017-06-19T10:31:13", False)],
             dict(device_name="gb100"), None),
@@ -124,7 +124,7 @@ EXPECTED: dict[str, tuple[str, str, bool, list[dict[str, Any]], dict[str, Any], 
             dict(send_time="20250516120427", count="0121"), None),
     "S32": ("135790246811220", "GTINF", False, [P(None, None, None, None, None, None, False, False)],
             dict(state="16", towed=True, motion=True, iccid="898600810906F8048812", rssi=16, ber=0,
-                 power_connected=True, power_voltage=12.0, battery_voltage=4.4, charging=False,
+                 power_connected=True, power=12.0, batteryVoltage=4.4, charging=False,
                  last_fix_time="2009-02-14T01:32:54Z", time_zone="+0800"), None),
     "S36": ("860599000773978", "GTVER", False, [P(None, None, None, None, None, None, False)],
             dict(device_model="GL300", firmware_version="10.03", hardware_version="1.03"), None),
@@ -176,7 +176,7 @@ def test_report_sample(name: str) -> None:
 
 def test_tail_fields_belong_to_the_last_block_only() -> None:
     first, second = [e for e in events(decode("S4")) if isinstance(e, Position)]
-    assert "mileage_km" not in first.attributes and "battery_percent" not in first.attributes
+    assert "mileage_km" not in first.attributes and "battery" not in first.attributes
     assert second.attributes["mileage_km"] == 2000.0 and second.ignition is True and first.ignition is None
 
 
@@ -208,9 +208,22 @@ def test_command_acknowledgements(name: str, serial: str, command_type: str | No
     assert ack.response == FRAMES[name].decode()
 
 
-def test_X1_truncated_frame_is_rejected_without_sack() -> None:
+def test_X1_truncated_frame_keeps_its_fix_flagged_and_without_sack() -> None:
+    # The count is missing (the last field is a cut send time) but the block is whole: the fix is
+    # kept, the frame flagged twice, and nothing is acknowledged (there is no count to echo).
     actions = decode("X1")
-    assert [type(a) for a in actions] == [Rejected] and actions[0].reason == "bad_count"
+    assert [type(a) for a in actions] == [Identified, Flagged, Flagged, Store]
+    assert [a.reason for a in actions[1:3]] == ["bad_count", "decoded_by_shape"]
+    assert actions[1].raw == FRAMES["X1"].rstrip(b"$")  # the frame as cut from the stream
+    store = actions[3]
+    assert store.ack == b""
+    (position,) = store.events
+    assert (position.latitude, position.longitude, position.speed, position.course, position.altitude) == (
+        38.735379, -90.366478, 0.0, 97.0, 179.8)
+    assert position.device_time == datetime(2023, 6, 16, 18, 32, 31, tzinfo=timezone.utc)
+    assert position.valid and position.hdop == 1.0
+    assert position.attributes["frame_flags"] == ["bad_count", "decoded_by_shape"]
+    assert (position.attributes["mcc"], position.attributes["cell_id"]) == (310, 0x03ADF710)
 
 
 def test_X2_old_dialect_is_rejected_without_sack() -> None:

@@ -22,6 +22,7 @@ from waygps.drivers.gv50.commands import ACK_TYPES, RTO_TYPES, Settings, encode
 from waygps.drivers.gv50.fastpath import fast_gtfri
 from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame
 from waygps.drivers.gv50.reports import Report, decode_report
+from waygps.drivers.gv50.shape import next_block
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 
 PROTOCOL = "gv50"
@@ -54,10 +55,15 @@ class _Core:
     def _parse(self, raw: bytes, actions: list[Action], text: str | None = None,
                fields: list[str] | None = None) -> Frame | None:
         try:
-            return parse_frame(raw.decode("ascii", "replace") if text is None else text, fields)
+            frame = parse_frame(raw.decode("ascii", "replace") if text is None else text, fields)
         except FrameError as e:
-            actions.append(Rejected(e.reason, _excerpt(e, raw)))
+            actions.append(Rejected(e.reason, _excerpt(e, raw), raw=raw))
             return None
+        if frame.flags and "bad_count" in frame.flags and next_block(frame.fields, 4, len(frame.fields) - 2) is None:
+            # No count and no position block: nothing in it is worth an identity or a record.
+            actions.append(Rejected("bad_count", (frame.fields[-1][:16] + " | ").encode() + raw[:EXCERPT], raw=raw))
+            return None
+        return frame
 
     def _frame_actions(self, frame: Frame, raw: bytes, now: datetime, imei: str, luhn_bad: bool,
                        actions: list[Action]) -> None:
@@ -67,15 +73,22 @@ class _Core:
         try:
             report = decode_report(frame)
         except FrameError as e:
-            actions.append(Rejected(e.reason, _excerpt(e, raw)))
+            actions.append(Rejected(e.reason, _excerpt(e, raw), raw=raw))
             return
-        sack = b"+SACK:" + frame.count.encode() + b"$" if self.ack else b""
+        sack = b"+SACK:" + frame.count.encode() + b"$" if self.ack and frame.count else b""
         for why in report.invalid:
-            actions.append(Rejected("invalid_position", (why + " | ").encode() + raw[:EXCERPT]))
+            actions.append(Rejected("invalid_position", (why + " | ").encode() + raw[:EXCERPT], raw=raw))
+        if frame.flags and "bad_count" in frame.flags and not report.blocks:
+            # No count and no position: nothing to keep but the evidence.
+            actions.append(Rejected("bad_count", (frame.fields[-1][:16] + " | ").encode() + raw[:EXCERPT],
+                                    raw=raw))
+            return
         if not report.known:
-            actions.append(Flagged("unknown_report_type", raw[:EXCERPT]))
+            actions.append(Flagged("unknown_report_type", raw[:EXCERPT], raw=raw))
             actions.append(Store([Heartbeat(imei=imei, protocol=self.protocol, server_time=now)], ack=sack))
             return
+        for flag in report.flags:
+            actions.append(Flagged(flag, raw[:EXCERPT], raw=raw))
         events: list[Any] = self._positions(frame, report, now, imei, luhn_bad)
         if report.alarm is not None:
             name, message = report.alarm
@@ -123,6 +136,8 @@ class _Core:
         common = report.common
         if luhn_bad:
             common["imei_luhn_valid"] = False
+        if report.flags:
+            common["frame_flags"] = list(report.flags)
         blocks = report.blocks
         out: list[Any] = []
         if not blocks:

@@ -85,7 +85,7 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     attributes["send_time"] = send or None
     attributes["count"] = count
     if power:
-        attributes["power_voltage"] = int(power) / 1000.0
+        attributes["power"] = int(power) / 1000.0
     if mileage_v is not None:
         attributes["mileage_km"] = mileage_v
     if hours:
@@ -93,7 +93,7 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     if analog:
         attributes["analog_input_mv"] = int(analog)
     if battery and battery.isdigit() and len(battery) <= 3 and int(battery) <= 100:
-        attributes["battery_percent"] = int(battery)
+        attributes["battery"] = int(battery)
     if acc is not None:
         attributes["gps_accuracy"] = acc
     if cell_attributes:

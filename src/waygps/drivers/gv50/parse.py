@@ -72,17 +72,23 @@ def device_type(version: str) -> str:
 class Frame:
     """One text frame split into fields, its common parts checked."""
 
-    __slots__ = ("kind", "type", "fields", "version", "unique_id", "send_time", "count", "text")
+    __slots__ = ("kind", "type", "fields", "version", "unique_id", "send_time", "count", "text", "flags")
 
-    def __init__(self, kind: str, type: str, fields: list[str], text: str) -> None:
+    def __init__(self, kind: str, type: str, fields: list[str], text: str, flags: tuple[str, ...] = ()) -> None:
         self.kind = kind  # RESP, BUFF or ACK
         self.type = type  # "GTFRI"
         self.fields = fields
         self.version = fields[1]
         self.unique_id = fields[2].upper()
-        self.send_time = fields[-2]
-        self.count = fields[-1]
         self.text = text
+        self.flags = flags  # oddities of a frame still worth decoding: "missing_protocol_version", "bad_count"
+        if flags and "bad_count" in flags:
+            self.count = ""  # nothing to echo: no SACK
+            send = fields[-2]
+            self.send_time = send if len(send) == 14 and is_digits(send) else ""
+        else:
+            self.send_time = fields[-2]
+            self.count = fields[-1]
 
     @property
     def buffered(self) -> bool:
@@ -137,17 +143,33 @@ def parse_frame(text: str, fields: list[str] | None = None) -> Frame:
     if len(fields) < 6:
         raise FrameError("too_few_fields", str(len(fields)))
     version, unique_id = fields[1], fields[2]
+    flags: tuple[str, ...] = ()
     if version not in _VERSIONS or unique_id not in _IDS:
-        _check_version_and_id(version, unique_id)
-        if len(_IDS) >= _CACHE_LIMIT:
-            _IDS.clear()
-            _VERSIONS.clear()
-        _VERSIONS.add(version)
-        _IDS.add(unique_id)
+        if len(version) == 15 and is_digits(version) and _is_count(fields[-1]) and kind != ACK:
+            # Older firmware leaves the protocol version out: the IMEI comes first (flagged).
+            fields = [fields[0], ""] + fields[1:]
+            version, unique_id = "", fields[2]
+            flags = ("missing_protocol_version",)
+            if not valid_unique_id(unique_id):
+                raise FrameError("bad_unique_id", unique_id[:20])
+        else:
+            _check_version_and_id(version, unique_id)
+            if len(_IDS) >= _CACHE_LIMIT:
+                _IDS.clear()
+                _VERSIONS.clear()
+            _VERSIONS.add(version)
+            _IDS.add(unique_id)
     count = fields[-1]
-    if len(count) != 4 or count.strip(HEX_DIGITS) or not count.isascii():
-        raise FrameError("bad_count", count[:16])
+    if not _is_count(count):
+        if kind == ACK:
+            raise FrameError("bad_count", count[:16])
+        # Not a count (a truncated frame, an odd firmware): decoded by the blocks' shape, never acknowledged.
+        return Frame(kind, type, fields, text, flags + ("bad_count",))
     send = fields[-2]
     if send and (len(send) != 14 or not send.isdigit() or not send.isascii()):
         raise FrameError("bad_send_time", send[:16])
-    return Frame(kind, type, fields, text)
+    return Frame(kind, type, fields, text, flags)
+
+
+def _is_count(text: str) -> bool:
+    return len(text) == 4 and text.isascii() and not text.strip(HEX_DIGITS)

@@ -14,7 +14,9 @@ from math import isfinite
 from typing import Any, Callable
 
 from waygps.drivers.gv50.models import model_name
+from waygps.drivers.gv50 import obd
 from waygps.drivers.gv50.parse import HEX_DIGITS, Frame, FrameError, device_type, is_digits, is_hex, parse_time
+from waygps.drivers.gv50.shape import NO_CELL, access_points, next_block
 
 BLOCK = 12  # fields of a position block without appended fields
 _from_iso = datetime.fromisoformat
@@ -30,7 +32,7 @@ Block = tuple
 class Report:
     """What one report says, before it becomes events."""
 
-    __slots__ = ("blocks", "invalid", "common", "tail", "ignition", "tail_ignition", "alarm", "known")
+    __slots__ = ("blocks", "invalid", "common", "tail", "ignition", "tail_ignition", "alarm", "known", "flags")
 
     def __init__(self, common: dict[str, Any]) -> None:
         self.blocks: list[Block] = []  # well-formed blocks, in frame order
@@ -40,7 +42,8 @@ class Report:
         self.ignition: bool | None = None  # from the message type: every position
         self.tail_ignition: bool | None = None  # from the device status: the last position
         self.alarm: tuple[str, str] | None = None  # (alarm name, message)
-        self.known = True  # False: no layout for this message type
+        self.known = True  # False: no layout for this message type and no block found by shape
+        self.flags: list[str] = []  # oddities of a report that was still decoded (Flagged by the codec)
 
 
 # --- field helpers -----------------------------------------------------------
@@ -178,13 +181,26 @@ def cell_info(mcc: str, mnc: str, lac: str, cell: str) -> dict[str, int]:
     return out
 
 
-def _block(fields: list[str], start: int, index: int, report: Report) -> int:
-    """Parse the block at ``start``; return the index after it. Out-of-range blocks are dropped."""
-    end = start + BLOCK
-    if end > len(fields) - 2:
-        raise FrameError("truncated", f"position block {index} runs into the trailer")
-    (accuracy, speed, course, altitude, lon, lat, when, mcc, mnc, lac, cell,
-     mask_text) = fields[start:end]
+def _block(fields: list[str], start: int, index: int, report: Report, cell_at: int = -1) -> int:
+    """Parse the block at ``start``; return the index after it. Out-of-range blocks are dropped.
+
+    ``cell_at`` (blocks found by their shape): where the cell part starts when it does not follow
+    the fix time directly (Wi-Fi access points between them), ``shape.NO_CELL`` when there is none.
+    """
+    if cell_at < 0:
+        end = start + BLOCK
+        if end > len(fields) - 2:
+            raise FrameError("truncated", f"position block {index} runs into the trailer")
+        (accuracy, speed, course, altitude, lon, lat, when, mcc, mnc, lac, cell,
+         mask_text) = fields[start:end]
+    else:
+        accuracy, speed, course, altitude, lon, lat, when = fields[start:start + 7]
+        if cell_at == NO_CELL:
+            mcc = mnc = lac = cell = mask_text = ""
+            end = start + 7
+        else:
+            mcc, mnc, lac, cell, mask_text = fields[cell_at:cell_at + 5]
+            end = cell_at + 5
     satellites = trigger = mileage = None
     try:
         if mask_text and mask_text != "00":
@@ -309,7 +325,7 @@ def _located(frame: Frame, report: Report, first: int) -> tuple[int, bool, int]:
         if byte is not None:
             report.common["report_id"], report.common["report_type"] = byte
         if power:
-            _put(report.tail, "power_voltage", _volts_from_mv(power))
+            _put(report.tail, "power", _volts_from_mv(power))
     start = first + 3 + shift
     if count == 1:
         return _block(fields, start, 0, report), gl, shift
@@ -321,7 +337,7 @@ def _one_trailing(text: str, report: Report) -> None:
     if "." in text:
         _put(report.tail, "mileage_km", _num(text))
     else:
-        _put(report.tail, "battery_percent", _percent(text))
+        _put(report.tail, "battery", _percent(text))
 
 
 def _fri(frame: Frame, report: Report) -> None:
@@ -349,7 +365,7 @@ def _fri_tail(fields: list[str], k: int, gl: bool, shift: int, report: Report) -
     if battery and battery.isdigit() and len(battery) <= 3:
         value = int(battery)
         if value <= 100:
-            tail["battery_percent"] = value
+            tail["battery"] = value
     _status(fields[-6], report, tail)
     if shift and rest >= 9:  # GV500 (VIN layout): engine data after the status
         _put(tail, "engine_rpm", _int(fields[k + 6]))
@@ -368,7 +384,7 @@ def _eri(frame: Frame, report: Report) -> None:
     _put(tail, "mileage_km", _num(fields[k]))
     _put(tail, "hour_meter", fields[k + 1])
     _put(tail, "analog_input_mv", _int(fields[k + 2]))
-    _put(tail, "battery_percent", _percent(fields[k + 4]))
+    _put(tail, "battery", _percent(fields[k + 4]))
     _status(fields[k + 5], report, tail)
     mask = _hex(fields[4])
     if mask is not None and mask & 0x02 and not mask & 0x01:
@@ -436,7 +452,7 @@ def _stt(frame: Frame, report: Report) -> None:
 
 def _bpl(frame: Frame, report: Report) -> None:
     try:
-        _put(report.common, "battery_voltage", _num(frame.fields[4]))
+        _put(report.common, "batteryVoltage", _num(frame.fields[4]))
     except ValueError:
         pass
     _block_at_5_no_tail(frame, report)
@@ -488,9 +504,9 @@ def _inf(frame: Frame, report: Report) -> None:
     _put(common, "ber", _int(fields[7]))
     if fields[8] in ("0", "1"):
         common["power_connected"] = fields[8] == "1"
-    _put(common, "power_voltage", _volts_from_mv(fields[9]))
+    _put(common, "power", _volts_from_mv(fields[9]))
     try:
-        _put(common, "battery_voltage", _num(fields[11]))
+        _put(common, "batteryVoltage", _num(fields[11]))
     except ValueError:
         pass
     if fields[12] in ("0", "1"):
@@ -522,6 +538,148 @@ def _unknown(frame: Frame, report: Report) -> None:
     report.known = False
 
 
+# --- blocks found by their shape ---------------------------------------------------
+
+SHAPE = "decoded_by_shape"  # flag: a report type without a field-by-field layout gave its blocks by shape
+
+
+def by_shape(fields: list[str], start: int, report: Report) -> int:
+    """Parse every block found by its shape from ``start``; return the index after the last one.
+
+    Blocks that follow one another are numbered in frame order like counted
+    blocks; Wi-Fi access points before a block's cell part are kept as an
+    attribute and flagged.
+    """
+    stop = len(fields) - 2
+    at = start
+    number = 0
+    while True:
+        found = next_block(fields, at, stop)
+        if found is None:
+            return at
+        core, cell_at, wifi = found
+        if wifi:
+            if "wifi_blocks" not in report.flags:
+                report.flags.append("wifi_blocks")
+            report.common["wifi_access_points"] = access_points(fields, core, wifi)
+        at = _block(fields, core, number, report, cell_at)
+        number += 1
+
+
+def _trailing_one(fields: list[str], k: int, report: Report) -> None:
+    """One field between the last block and the trailer: GL battery % or mileage."""
+    if k == len(fields) - 3:
+        text = fields[k]
+        if text and len(text) <= 10:
+            try:
+                _one_trailing(text, report)
+            except ValueError:
+                pass
+
+
+def _shaped(start: int, named: Callable[[list[str], Report], None] | None = None
+            ) -> Callable[[Frame, Report], None]:
+    """A report type whose blocks are found by shape from ``start``, with ``named`` fields before them."""
+    def parse(frame: Frame, report: Report) -> None:
+        fields = frame.fields
+        if named is not None:
+            named(fields, report)
+        _trailing_one(fields, by_shape(fields, start, report), report)
+    return parse
+
+
+def _field(at: int, key: str, convert: Callable[[str], Any] = str) -> Callable[[list[str], Report], None]:
+    def named(fields: list[str], report: Report) -> None:
+        if at < len(fields) - 2 and fields[at]:
+            try:
+                _put(report.common, key, convert(fields[at]))
+            except ValueError:
+                pass
+    return named
+
+
+def _fields(*readers: Callable[[list[str], Report], None]) -> Callable[[list[str], Report], None]:
+    def named(fields: list[str], report: Report) -> None:
+        for read in readers:
+            read(fields, report)
+    return named
+
+
+def _can(frame: Frame, report: Report) -> None:
+    """GTCAN: 4 report type, 5 CAN-bus state, 6 mask, then the fields the mask selects (obd.py)."""
+    fields = frame.fields
+    _put(report.common, "report_type", _int(fields[4]))
+    obd.can_fields(fields, 6, report.common)
+    k = by_shape(fields, 7, report)
+    if "ignition_key_on" in report.common:
+        report.ignition = report.common["ignition_key_on"]
+    _trailing_one(fields, k, report)
+
+
+def _obd(frame: Frame, report: Report) -> None:
+    """GTOBD / GTOER: [VIN, name,] report type, OBD mask, masked fields, block, mileage."""
+    fields = frame.fields
+    at = obd.obd_mask_at(fields)
+    if at is None:
+        _trailing_one(fields, by_shape(fields, 4, report), report)
+        return
+    if at == 6:
+        common = report.common
+        common.pop("device_name", None)
+        _put(common, "vin", fields[3])
+        _put(common, "device_name", fields[4])
+    _put(report.common, "report_type", _int(fields[at - 1]))
+    obd.obd_fields(fields, at, report.common)
+    _trailing_one(fields, by_shape(fields, at + 1, report), report)
+
+
+def _dat(frame: Frame, report: Report) -> None:
+    """GTDAT: transparent data from a serial accessory before the block (kept as text)."""
+    fields = frame.fields
+    _put(report.common, "report_type", _int(fields[4]))
+    found = next_block(fields, 5, len(fields) - 2)
+    end = found[0] if found is not None else len(fields) - 2
+    data = ",".join(fields[5:end]).strip(",")
+    if data:
+        report.common["serial_data"] = data[:512]
+    by_shape(fields, 5, report)
+
+
+def _gl500_head(fields: list[str], report: Report) -> None:
+    """GL500 / GL530 layout: 4 report ID, 5 report type, 6 reserved, 7 temperature, 8 battery %."""
+    common = report.common
+    _put(common, "report_id", _int(fields[4]))
+    _put(common, "report_type", _int(fields[5]))
+    found = next_block(fields, 4, len(fields) - 2)
+    if found is not None and found[0] == 9 or (found is None and len(fields) > 11):
+        try:
+            _put(common, "device_temperature_c", _num(fields[7]))
+        except ValueError:
+            pass
+        _put(common, "battery", _percent(fields[8]))
+
+
+def _accessory(mask_at: int) -> Callable[[list[str], Report], None]:
+    """GTBAA / GTBID: Bluetooth accessory; the append mask selects name, MAC, status, voltage (mV)."""
+    def named(fields: list[str], report: Report) -> None:
+        common = report.common
+        text = fields[mask_at] if mask_at < len(fields) - 2 else ""
+        if not (len(text) == 4 and is_hex(text)):
+            return
+        mask = int(text, 16)
+        at = mask_at + 1
+        for bit, key in ((0, "accessory_name"), (1, "accessory_mac"), (2, "accessory_status"),
+                         (3, "accessory_voltage")):
+            if mask >> bit & 1 and at < len(fields) - 2:
+                value = fields[at]
+                if key == "accessory_voltage":
+                    _put(common, key, _volts_from_mv(value))
+                else:
+                    _put(common, key, value)
+                at += 1
+    return named
+
+
 LAYOUTS: dict[str, Callable[[Frame, Report], Any]] = {
     "GTFRI": _fri,
     "GTERI": _eri,
@@ -537,8 +695,33 @@ LAYOUTS: dict[str, Callable[[Frame, Report], Any]] = {
 for _name in ("GTGEO", "GTSPD", "GTSOS", "GTRTL", "GTDOG", "GTIGL", "GTVGL", "GTHBM", "GTTOW", "GTDIS",
               "GTIOB"):
     LAYOUTS[_name] = _generic
-for _name in ("GTMPN", "GTMPF", "GTEPN", "GTEPF", "GTBTC", "GTJDR"):
+for _name in ("GTMPN", "GTMPF", "GTEPN", "GTEPF", "GTBTC", "GTSTC", "GTJDR"):
     LAYOUTS[_name] = _power
+# Report types read by shape: the named fields are the ones whose place is known; the blocks are
+# found wherever the model puts them (docs/drivers/gv50.md lists the layouts).
+LAYOUTS.update({
+    "GTCAN": _can,
+    "GTOBD": _obd, "GTOER": _obd,
+    "GTDAT": _dat,
+    "GTNMR": _shaped(4, _field(5, "report_type", int)),
+    "GTSTR": _shaped(4, _gl500_head), "GTSTP": _shaped(4, _gl500_head), "GTLSP": _shaped(4, _gl500_head),
+    "GTCTN": _shaped(4, _gl500_head),
+    "GTLSW": _shaped(4, _field(5, "switch_state", int)), "GTTSW": _shaped(4, _field(5, "switch_state", int)),
+    "GTBAA": _shaped(4, _fields(_field(4, "accessory_index"), _field(5, "accessory_type", int),
+                                _field(7, "alarm_type"), _accessory(8))),
+    "GTBID": _shaped(4, _fields(_field(5, "accessory_type", int), _accessory(6))),
+    "GTDAR": _shaped(4, _field(4, "warning_type", int)),
+    "GTTRI": _shaped(3),
+    "GTSWG": _shaped(4, _field(4, "geofence_active", int)),
+    "GTTMP": _shaped(4, _field(4, "temperature_alarm", int)),
+    "GTTEM": _shaped(4, _field(4, "temperature_alarm", int)),
+    "GTJDS": _shaped(4, _field(4, "jamming_state", int)),
+    "GTGCR": _shaped(4),
+    "GTEPS": _shaped(4, _field(4, "power", lambda text: int(text) / 1000.0)),
+    "GTAIS": _shaped(4, _field(4, "analog_input_mv", int)),
+    "GTIDN": _shaped(4), "GTIDF": _shaped(4),
+    "GTCRA": _shaped(4, _field(4, "crash_counter", int)),
+})
 
 
 # --- meaning: ignition of GTIGL, alarms ------------------------------------------
@@ -593,17 +776,37 @@ def decode_report(frame: Frame) -> Report:
         if len(_COMMON) >= 4096:
             _COMMON.clear()
         _COMMON[(version, name)] = base
-    common = dict(base)
-    report = Report(common)
-    common["send_time"] = frame.send_time or None
-    common["count"] = frame.count
+    report = _fresh(frame, base)
+    layout = LAYOUTS.get(frame.type)
+    if frame.flags and "bad_count" in frame.flags:
+        layout = None  # the trailer is not where a layout expects it: only the blocks' shape is sure
+    if layout is None:
+        report.flags.extend(frame.flags)
+        by_shape(frame.fields, 4, report)
+        if report.blocks or report.invalid:
+            report.flags.append(SHAPE)
+        else:
+            report.known = frame.type in LAYOUTS
+        _meaning(frame, report)
+        return report
     try:
-        LAYOUTS.get(frame.type, _unknown)(frame, report)
-    except IndexError:
-        raise FrameError("truncated", "fewer fields than the layout needs") from None
-    except ValueError as e:
-        if isinstance(e, FrameError):
-            raise
-        raise FrameError("bad_value", str(e)[:40]) from None
+        layout(frame, report)
+    except (IndexError, ValueError) as e:
+        # The model's layout differs from the one known for this type: find the blocks by shape.
+        error = (FrameError("truncated", "fewer fields than the layout needs") if isinstance(e, IndexError)
+                 else e if isinstance(e, FrameError) else FrameError("bad_value", str(e)[:40]))
+        report = _fresh(frame, base)
+        by_shape(frame.fields, 4, report)
+        if not report.blocks and not report.invalid:
+            raise error from None
+        report.flags.append(SHAPE)
+    report.flags.extend(frame.flags)
     _meaning(frame, report)
     return report
+
+
+def _fresh(frame: Frame, base: dict[str, Any]) -> Report:
+    common = dict(base)
+    common["send_time"] = frame.send_time or None
+    common["count"] = frame.count or None
+    return Report(common)
