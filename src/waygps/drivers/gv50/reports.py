@@ -751,6 +751,8 @@ def _meaning(frame: Frame, report: Report) -> None:
         report.alarm = ("tow", "vehicle towed")
     elif kind == "GTJDR":
         report.alarm = ("jamming", "GSM jamming detected")
+    elif kind == "GTCRA":
+        report.alarm = ("crash", "crash detected")
     elif kind == "GTSPD" and report_type != 1:
         report.alarm = ("overspeed", "speed outside the configured range")
     elif kind == "GTGEO":
@@ -782,9 +784,11 @@ def decode_report(frame: Frame) -> Report:
         layout = None  # the trailer is not where a layout expects it: only the blocks' shape is sure
     if layout is None:
         report.flags.extend(frame.flags)
-        by_shape(frame.fields, 4, report)
+        k = by_shape(frame.fields, 4, report)
         if report.blocks or report.invalid:
             report.flags.append(SHAPE)
+            if not frame.flags:
+                _trailing_one(frame.fields, k, report)
         else:
             report.known = frame.type in LAYOUTS
         _meaning(frame, report)
@@ -800,9 +804,25 @@ def decode_report(frame: Frame) -> Report:
         if not report.blocks and not report.invalid:
             raise error from None
         report.flags.append(SHAPE)
+    else:
+        if not _located_any(report):
+            # The layout read no coordinates: a model that puts its block elsewhere still gives it.
+            shaped = _fresh(frame, base)
+            by_shape(frame.fields, 4, shaped)
+            if _located_any(shaped):
+                shaped.ignition = report.ignition  # from the message type (GTIGN...), not the fields
+                report = shaped
+                report.flags.append(SHAPE)
     report.flags.extend(frame.flags)
     _meaning(frame, report)
     return report
+
+
+def _located_any(report: Report) -> bool:
+    for block in report.blocks:
+        if block[5] is not None:
+            return True
+    return False
 
 
 def _fresh(frame: Frame, base: dict[str, Any]) -> Report:
