@@ -1,10 +1,12 @@
 """Data quality of a position report: flag what cannot be true, grade the rest.
 
 A flagged report is still stored (it is evidence of what the device sent) but
-with ``valid = False`` and ``attributes["quality"]`` naming the reason, so it
-never moves the vehicle. A plausible report with a fix gets a grade from its
-HDOP and satellite count: ``excelente``, ``buena``, ``regular`` or ``mala``
-(the vocabulary of the dashboards); without either figure it gets no grade.
+with ``valid = False`` and ``attributes["qualityFlag"]`` naming the reason, so
+it never moves the vehicle. A plausible report with a fix gets a grade in
+``attributes["quality"]`` from its HDOP and satellite count: ``excelente``,
+``buena``, ``regular`` or ``mala`` (the vocabulary of the dashboards); without
+either figure it gets no grade. The two fields never share a value: the grade
+says how good a fix is, the flag why a report is not one.
 
 Nothing here imports Twisted: ``now`` is an argument.
 """
@@ -22,7 +24,9 @@ MAX_SPEED_KMH = 400.0
 MAX_CLOCK_AHEAD = timedelta(minutes=10)
 EARLIEST_FIX = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
-# Reasons (attributes.quality of a report stored with valid = False).
+# Reasons (attributes.qualityFlag of a report stored with valid = False).
+QUALITY = "quality"  # attribute of the grade
+FLAG = "qualityFlag"  # attribute of the reason
 NO_COORDINATES = "no_coordinates"
 OUT_OF_RANGE = "coordinates_out_of_range"
 ZERO_COORDINATES = "zero_coordinates"
@@ -89,14 +93,14 @@ def assess(position: Position, now: datetime) -> tuple[Position, str | None]:
     reason = problem(position, now)
     attributes = dict(position.attributes)
     if reason is not None and (position.valid or reason != NO_COORDINATES):
-        attributes["quality"] = reason
+        attributes[FLAG] = reason
         flagged = reason if position.valid else None
         return attrs.evolve(position, valid=False, attributes=attributes), flagged
     if not position.valid:
-        attributes["quality"] = NO_FIX
+        attributes[FLAG] = NO_FIX
         return attrs.evolve(position, attributes=attributes), None
     graded = grade(position.hdop, position.satellites)
     if graded is None:
         return position, None
-    attributes["quality"] = graded
+    attributes[QUALITY] = graded
     return attrs.evolve(position, attributes=attributes), None

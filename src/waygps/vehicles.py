@@ -16,7 +16,11 @@ server against the stored document, not by this process:
   event in delivery order,
   decided by a sequence number (``seq``) because position reports are folded
   only after they are stored, which may be after a later session event;
-* ``ds_modelo``: only when the stored one is missing or empty.
+* ``ds_modelo``: only when the stored one is missing or empty;
+* ``battery`` (%), ``power`` (V), ``rssi`` (GSM CSQ 0-31), ``gsmSignal``
+  (Teltonika's 0-5 level), ``satellites``: the value of the newest report that
+  states it, written only when that report is not older than the stored
+  ``dataDevice`` (a replayed old report does not overwrite a newer level).
 
 Operator fields (``ds_placa``, ``comandoBloqueo``, ``bloqueado``,
 ``comandoTrocarIP``) are never named, so never touched.
@@ -32,6 +36,8 @@ from pymongo import UpdateOne
 from waygps.events import DeviceConnected, DeviceDisconnected, Heartbeat, Position
 
 MODEL_ATTRIBUTES = ("model", "device_type", "device_name")
+# Veiculo field <- attribute of a report (docs/attributes.md); satellites come from the report itself.
+STATE_ATTRIBUTES = (("battery", "battery"), ("power", "power"), ("rssi", "rssi"), ("gsmSignal", "gsm_signal"))
 
 
 def _literal(value: Any) -> Any:
@@ -43,7 +49,7 @@ class VehicleDelta:
     """What is known about one device since its last ``Veiculo`` write."""
 
     __slots__ = ("imei", "last_seen", "online", "online_seq", "protocol", "protocol_seq", "instance",
-                 "position", "ignition", "ignition_time", "model")
+                 "position", "ignition", "ignition_time", "model", "state")
 
     def __init__(self, imei: str) -> None:
         self.imei = imei
@@ -57,6 +63,7 @@ class VehicleDelta:
         self.ignition: bool | None = None
         self.ignition_time: datetime | None = None
         self.model: str | None = None
+        self.state: dict[str, tuple[Any, datetime]] = {}  # Veiculo field -> (value, report time)
 
     # --- folding ------------------------------------------------------------
     def seen(self, when: datetime) -> None:
@@ -100,12 +107,25 @@ class VehicleDelta:
         if position.ignition is not None:
             if self.ignition_time is None or position.device_time >= self.ignition_time:
                 self.ignition, self.ignition_time = position.ignition, position.device_time
+        attributes = position.attributes
+        when = position.device_time
+        for field, key in STATE_ATTRIBUTES:
+            value = attributes.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._state(field, value, when)
+        if position.satellites is not None:
+            self._state("satellites", position.satellites, when)
         if self.model is None:
             for key in MODEL_ATTRIBUTES:
                 value = position.attributes.get(key)
                 if isinstance(value, str) and value.strip():
                     self.model = value.strip()
                     break
+
+    def _state(self, field: str, value: Any, when: datetime) -> None:
+        known = self.state.get(field)
+        if known is None or when >= known[1]:
+            self.state[field] = (value, when)
 
     def merge(self, later: "VehicleDelta") -> None:
         """Fold a delta gathered after this one (a write that failed is retried with what came since)."""
@@ -124,6 +144,8 @@ class VehicleDelta:
                 self.ignition, self.ignition_time = later.ignition, later.ignition_time
         if self.model is None:
             self.model = later.model
+        for field, (value, when) in later.state.items():
+            self._state(field, value, when)
 
     # --- writing --------------------------------------------------------------
     def pipeline(self) -> list[dict[str, Any]]:
@@ -157,6 +179,8 @@ class VehicleDelta:
             # Not older than the stored fix (compared before this stage applies).
             not_older = {"$lte": ["$dataDevice", ignition_time]}
             fields["ignicao"] = {"$cond": [not_older, self.ignition, "$ignicao"]}
+        for field, (value, when) in self.state.items():
+            fields[field] = {"$cond": [{"$lte": ["$dataDevice", when]}, _literal(value), f"${field}"]}
         if self.model is not None:
             empty = {"$eq": [{"$ifNull": ["$ds_modelo", ""]}, ""]}
             fields["ds_modelo"] = {"$cond": [empty, _literal(self.model), "$ds_modelo"]}

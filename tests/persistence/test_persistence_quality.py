@@ -32,7 +32,7 @@ def test_impossible_reports_are_kept_but_flagged(values: dict, reason: str) -> N
     report = position(**values)
     stored, flagged = assess(report, NOW)
     assert flagged == reason
-    assert stored.valid is False and stored.attributes["quality"] == reason
+    assert stored.valid is False and stored.attributes["qualityFlag"] == reason
     assert stored.document_id == report.document_id  # same identity: a re-send still deduplicates
 
 
@@ -52,11 +52,11 @@ def test_a_server_stamped_report_is_never_in_the_future() -> None:
 
 def test_a_report_the_device_marked_without_fix_stays_invalid_without_being_a_flag() -> None:
     stored, flagged = assess(position(valid=False), NOW)
-    assert flagged is None and stored.valid is False and stored.attributes["quality"] == "no_fix"
+    assert flagged is None and stored.valid is False and stored.attributes["qualityFlag"] == "no_fix"
     stored, flagged = assess(position(valid=False, lat=0.0, lon=0.0), NOW)
-    assert flagged is None and stored.attributes["quality"] == "zero_coordinates"
+    assert flagged is None and stored.attributes["qualityFlag"] == "zero_coordinates"
     stored, flagged = assess(position(valid=False, latitude=None, longitude=None), NOW)
-    assert flagged is None and stored.attributes["quality"] == "no_fix"
+    assert flagged is None and stored.attributes["qualityFlag"] == "no_fix"
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,8 @@ def test_a_report_the_device_marked_without_fix_stays_invalid_without_being_a_fl
 )
 def test_plausible_fixes_are_graded_by_the_worse_of_hdop_and_satellites(hdop, satellites, expected) -> None:
     assert grade(hdop, satellites) == expected
-    stored, _ = assess(position(hdop=hdop, satellites=satellites, attributes={"battery_percent": 80}), NOW)
+    stored, _ = assess(position(hdop=hdop, satellites=satellites, attributes={"battery": 80}), NOW)
     assert stored.valid
     assert stored.attributes.get("quality") == expected
-    assert stored.attributes["battery_percent"] == 80
+    assert "qualityFlag" not in stored.attributes  # a grade and a flag are never the same field
+    assert stored.attributes["battery"] == 80

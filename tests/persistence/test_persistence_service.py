@@ -317,5 +317,5 @@ def test_flagged_reports_are_counted_and_stored_invalid(reason: str) -> None:
     before = sample("waygps_reports_flagged_total", driver="gv50", reason=label)
     h.deliver(report)
     [doc] = h.inserts[0].payload
-    assert doc["valid"] is False and doc["attributes"]["quality"] == label and "location" not in doc
+    assert doc["valid"] is False and doc["attributes"]["qualityFlag"] == label and "location" not in doc
     assert sample("waygps_reports_flagged_total", driver="gv50", reason=label) == before + 1

@@ -165,9 +165,9 @@ def test_an_implausible_report_is_stored_invalid_and_does_not_move_the_vehicle(r
                            position(key="fast", minutes=3, speed=950.0)])
     yield service.flush()
     zero = running.sync["DadosVeiculo"].find_one({"_id": position(key="zero", minutes=2).document_id})
-    assert zero["valid"] is False and zero["attributes"]["quality"] == "zero_coordinates" and "location" not in zero
+    assert zero["valid"] is False and zero["attributes"]["qualityFlag"] == "zero_coordinates" and "location" not in zero
     fast = running.sync["DadosVeiculo"].find_one({"_id": position(key="fast", minutes=3).document_id})
-    assert fast["attributes"]["quality"] == "impossible_speed"
+    assert fast["attributes"]["qualityFlag"] == "impossible_speed"
     vehicle = running.sync["Veiculo"].find_one({"IMEI": IMEI})
     assert vehicle["latitude"] == -17.5
     assert vehicle["lastSeen"] == (T0 + timedelta(minutes=3)).replace(tzinfo=None)

@@ -118,3 +118,18 @@ def test_operator_fields_are_never_overwritten_and_the_model_only_when_empty(veh
     assert doc["online"] is False
     vehicles.update_one({"IMEI": IMEI}, {"$set": {"ds_modelo": ""}})
     assert apply(vehicles, position(key="x", attributes={"model": "GV50"}))["ds_modelo"] == "GV50"
+
+
+def test_battery_power_signal_and_satellites_of_the_newest_report_that_states_them(vehicles: Any) -> None:
+    doc = apply(vehicles, position(minutes=1, satellites=7, attributes={"battery": 80, "power": 12.4, "rssi": 21}),
+                position(key="k2", minutes=2, satellites=None, attributes={"battery": 78}))
+    # battery from the newer report, power and rssi from the only report that states them
+    assert (doc["battery"], doc["power"], doc["rssi"], doc["satellites"]) == (78, 12.4, 21, 7)
+    # a replayed older report does not overwrite the newer levels
+    doc = apply(vehicles, position(key="old", minutes=0, buffered=True, satellites=3,
+                                   attributes={"battery": 10, "power": 9.0}))
+    assert (doc["battery"], doc["power"], doc["satellites"]) == (78, 12.4, 7)
+    # a newer report without a fix still tells its levels (Teltonika's 0-5 level has its own field)
+    doc = apply(vehicles, position(key="new", minutes=5, valid=False, satellites=0,
+                                   attributes={"battery": 50, "gsm_signal": 4, "power": True}))
+    assert (doc["battery"], doc["gsmSignal"], doc["satellites"], doc["power"]) == (50, 4, 0, 12.4)

@@ -151,7 +151,7 @@ ALIAS_CASES = [(alias, canonical) for canonical, aliases in formats.ALIASES.item
 def test_every_alias_in_key_value_and_json(alias, canonical):
     values = {"id": "dev1", "lat": "-34.5", "lon": "-58.5", "speed": "40", "course": "180", "alt": "12",
               "time": "2024-05-01T10:00:00Z", "ignition": "1", "battery": "77", "valid": "true",
-              "event": "sos", "satellites": "7", "hdop": "0.9"}
+              "event": "sos", "satellites": "7", "hdop": "0.9", "batteryVoltage": "3.9"}
     fields = dict(values)
     del fields[canonical]
     base = ",".join(f"{k}={v}" for k, v in fields.items())
@@ -162,8 +162,16 @@ def test_every_alias_in_key_value_and_json(alias, canonical):
         assert (p.speed, p.course, p.altitude) == (40.0, 180.0, 12.0)
         assert p.device_time == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
         assert (p.ignition, p.valid, p.event, p.satellites, p.hdop) == (True, True, "sos", 7, 0.9)
-        assert p.attributes["battery"] == 77.0
-        assert set(p.attributes) == {"battery", "format"}
+        assert (p.attributes["battery"], p.attributes["batteryVoltage"]) == (77.0, 3.9)
+        assert set(p.attributes) == {"battery", "batteryVoltage", "format"}
+
+
+def test_battery_is_a_percentage_and_a_voltage_has_its_own_name():
+    # One meaning per name across drivers: a "battery" outside 0-100 is not stored as a percentage.
+    p = one("id=dev1,lat=-34.5,lon=-58.5,battery=412")
+    assert "battery" not in p.attributes and p.attributes["battery_unknown_unit"] == 412.0
+    p = one("id=dev1,lat=-34.5,lon=-58.5,vbat=4.12,batt=88")
+    assert (p.attributes["battery"], p.attributes["batteryVoltage"]) == (88.0, 4.12)
 
 
 @pytest.mark.parametrize("name", ["Device-ID", "device id", "IGNICIÓN", "Ignición", "BATERÍA",

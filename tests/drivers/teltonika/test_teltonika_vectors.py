@@ -382,7 +382,7 @@ def test_tv15_fix_and_scaled_values() -> None:
     (position,) = store.events
     a = position.attributes
     assert position.valid is True
-    assert (a["movement"], a["power"], a["battery"], a["gnss_speed"], a["odometer"], a["gsm_operator"]) == (
+    assert (a["movement"], a["power"], a["batteryVoltage"], a["gnss_speed"], a["odometer"], a["gsm_operator"]) == (
         True,
         14.233,
         3.976,

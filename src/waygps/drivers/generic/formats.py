@@ -43,6 +43,7 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "time": ("time", "timestamp", "fecha"),
     "ignition": ("ignition", "ign", "ignicion"),
     "battery": ("battery", "batt", "bateria"),
+    "batteryVoltage": ("batteryvoltage", "battery_voltage", "batt_voltage", "vbat"),
     "valid": ("valid",),
     "event": ("event", "evento"),
     "satellites": ("satellites", "sat", "sats"),
@@ -376,7 +377,11 @@ def to_position(record: Record, now: datetime, settings: Settings) -> Position:
     textual = record.format not in ("json",)
     attributes = {key: clean_attribute(value, textual) for key, value in extra.items()}
     if _present(known, "battery"):
-        attributes["battery"] = _number(known["battery"], "battery")
+        # ``battery`` is a percentage in every driver; a value outside 0-100 is no percentage.
+        level = _number(known["battery"], "battery")
+        attributes["battery" if 0 <= level <= 100 else "battery_unknown_unit"] = level
+    if _present(known, "batteryVoltage"):
+        attributes["batteryVoltage"] = _number(known["batteryVoltage"], "batteryVoltage")
     attributes["format"] = record.format
     fix_time = parse_time(known["time"], now) if _present(known, "time") else None
     if fix_time is None:

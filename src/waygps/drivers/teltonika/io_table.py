@@ -53,9 +53,9 @@ TABLE: tuple[IoSpec, ...] = (
     IoSpec(251, "idling", 1),
     # power
     IoSpec(66, "power", 2, divisor=1000),
-    IoSpec(67, "battery", 2, divisor=1000),
+    IoSpec(67, "batteryVoltage", 2, divisor=1000),  # volts; ``battery`` is the percentage (IO 113)
     IoSpec(68, "battery_current", 2, divisor=1000),
-    IoSpec(113, "battery_level", 1),
+    IoSpec(113, "battery", 1),
     # GNSS and network
     IoSpec(69, "gnss_status", 1),
     IoSpec(181, "pdop", 2, divisor=10),
