@@ -26,6 +26,7 @@ class Collections:
     positions: str = "DadosVeiculo"
     vehicles: str = "Veiculo"
     commands: str = "Comando"
+    rejected: str = "FramesRejeitados"
 
 
 @frozen
@@ -103,6 +104,16 @@ class RetentionConfig:
 
 
 @frozen
+class RejectedFramesConfig:
+    """``[rejected_frames]``: rejected and odd frames kept in a capped collection for diagnosis."""
+
+    enabled: bool = True
+    size_mb: int = 64  # capped collection size; the oldest frames go first
+    max_bytes: int = 2048  # bytes of a frame kept (as hex)
+    queue: int = 1000  # frames waiting to be written; beyond that they are counted and dropped
+
+
+@frozen
 class CommandsConfig:
     poll_interval: float = 2.0
     ack_timeout: float = 60.0
@@ -128,6 +139,7 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     commands: CommandsConfig = CommandsConfig()
     logging: LoggingConfig = LoggingConfig()
+    rejected_frames: RejectedFramesConfig = RejectedFramesConfig()
     path: str = ""
 
 
@@ -283,6 +295,7 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
         "retention": lambda r: RetentionConfig(**_simple(RetentionConfig, "retention", r)),
         "commands": lambda r: CommandsConfig(**_simple(CommandsConfig, "commands", r)),
         "logging": lambda r: LoggingConfig(**_simple(LoggingConfig, "logging", r)),
+        "rejected_frames": lambda r: RejectedFramesConfig(**_simple(RejectedFramesConfig, "rejected_frames", r)),
     }
     values: dict[str, Any] = {}
     for name, value in raw.items():
@@ -340,6 +353,9 @@ def _check_values(config: Config) -> None:
     _positive("persistence.queue_limit", p.queue_limit)
     _positive("persistence.store_timeout", p.store_timeout)
     _positive("retention.days", config.retention.days, allow_zero=True)
+    _positive("rejected_frames.size_mb", config.rejected_frames.size_mb)
+    _positive("rejected_frames.max_bytes", config.rejected_frames.max_bytes)
+    _positive("rejected_frames.queue", config.rejected_frames.queue)
     c = config.commands
     _positive("commands.poll_interval", c.poll_interval)
     _positive("commands.ack_timeout", c.ack_timeout)

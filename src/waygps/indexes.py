@@ -141,6 +141,10 @@ async def _ensure(store: Any, config: Config) -> dict[str, list[str]]:
     await _ensure_vehicle_unique(db, names.vehicles, vehicles, report)
     commands = await _existing(db[names.commands])
     await _ensure_plain(db, names.commands, commands, [COMMAND_QUEUE, COMMAND_EXPIRY], report)
+    if config.rejected_frames.enabled:
+        from waygps.rejected import ensure_collection
+
+        report["created"].extend(await ensure_collection(store, config))
     return report
 
 

@@ -44,3 +44,7 @@ STORE_PAUSED = Gauge("waygps_store_backpressure", "1 while device reads are paus
 WEBSOCKET_CLIENTS = Gauge("waygps_websocket_clients", "Connected WebSocket clients")
 COMMANDS = Counter("waygps_command_transitions", "Command status changes", ["status"])
 COMMANDS_PENDING = Gauge("waygps_commands_pending", "Commands pending for devices on this instance")
+REJECTED_KEPT = Counter("waygps_rejected_frames_kept", "Rejected or odd frames written to FramesRejeitados", ["driver"])
+REJECTED_DROPPED = Counter(
+    "waygps_rejected_frames_dropped", "Rejected frames not kept (writer queue full or store error)", ["reason"]
+)

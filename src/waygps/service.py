@@ -124,10 +124,13 @@ class WayGPSService(MultiService):
         self.sessions = SessionRegistry(self.store, self.persistence, self.bus, reactor, self.instance_id)
         self.commands = CommandService(self.store, self.sessions, self.bus, config.commands, reactor,
                                        instance_id=self.instance_id)
+        from waygps.rejected import RejectedFrames
+
+        self.rejected = RejectedFrames(self.store, config, reactor)
         self.listeners: list[ListenerService] = []
         for index, listener in enumerate(config.listeners):
             context = DriverContext(listener=listener, sink=self.persistence, sessions=self.sessions,
-                                    reactor=reactor)
+                                    reactor=reactor, rejected=self.rejected)
             self.listeners.append(ListenerService(index, listener, drivers[listener.driver], context))
         from waygps.web.service import WebService
 
@@ -214,6 +217,7 @@ class WayGPSService(MultiService):
             listener.close_connections("server shutting down")
             if listener.datagram is not None:
                 listener.datagram.stopProtocol()
+        self.rejected.stop()  # diagnosis only: what still waits is not worth delaying the stop
         for part in reversed(parts):
             if part in listeners:
                 continue

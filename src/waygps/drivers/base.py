@@ -36,6 +36,7 @@ from waygps.commands.model import Command
 from waygps.config import ListenerConfig
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, ISessionRegistry
+from waygps.rejected import RejectedFrame
 
 log = Logger(namespace="waygps.device")
 
@@ -61,6 +62,19 @@ class DriverContext:
     sink: IEventSink
     sessions: ISessionRegistry
     reactor: Any
+    rejected: Any = None  # waygps.rejected.RejectedFrames: where rejected / odd frames are kept
+
+
+def keep_frame(context: DriverContext, driver: str, imei: str | None, peer: str,
+               action: Rejected | Flagged) -> None:
+    """Hand a rejected frame (or an odd one the codec gave whole) to ``FramesRejeitados``; never blocks."""
+    keeper = context.rejected
+    if keeper is None:
+        return
+    data = action.raw or (action.excerpt if isinstance(action, Rejected) else b"")
+    if data:
+        keeper.offer(RejectedFrame(time=utc(context.reactor.seconds()), listener=context.listener.name,
+                                   driver=driver, imei=imei, peer=peer, reason=action.reason, data=data))
 
 
 class _AckQueue:
@@ -236,6 +250,7 @@ class DeviceProtocol(Protocol):
             metrics.FRAMES_RECEIVED.labels(self.protocol).inc()
             log.warn("{driver} {imei} {peer}: rejected ({reason}): {excerpt}", driver=self.protocol,
                      imei=self.imei, peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
+            keep_frame(self.context, self.protocol, self.imei, self.peer, action)
             if action.reply:
                 assert self._acks is not None
                 self._acks.reply(action.reply)
@@ -243,6 +258,7 @@ class DeviceProtocol(Protocol):
             metrics.FRAMES_FLAGGED.labels(self.protocol, action.reason).inc()
             log.warn("{driver} {imei} {peer}: {reason}: {excerpt}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
+            keep_frame(self.context, self.protocol, self.imei, self.peer, action)
         elif isinstance(action, Close):
             log.warn("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, why=action.reason)
@@ -441,12 +457,14 @@ class DeviceDatagramProtocol(DatagramProtocol):
                 metrics.FRAMES_RECEIVED.labels(name).inc()
                 log.warn("{driver} {peer}: datagram rejected ({reason}): {excerpt}", driver=name, peer=where,
                          reason=action.reason, excerpt=escaped(action.excerpt))
+                keep_frame(self.context, name, peer.imei if peer else None, where, action)
                 if action.reply:
                     self.transport.write(action.reply, address)
             elif isinstance(action, Flagged):
                 metrics.FRAMES_FLAGGED.labels(name, action.reason).inc()
                 log.warn("{driver} {peer}: {reason}: {excerpt}", driver=name, peer=where, reason=action.reason,
                          excerpt=escaped(action.excerpt))
+                keep_frame(self.context, name, peer.imei if peer else None, where, action)
             elif isinstance(action, Close):
                 metrics.FRAMES_REJECTED.labels(name, "dropped").inc()
                 log.warn("{driver} {peer}: datagram dropped: {why}", driver=name, peer=where, why=action.reason)
