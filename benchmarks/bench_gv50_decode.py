@@ -1,6 +1,11 @@
 """Decoded GTFRI frames per second on one core (the GV50 codec alone, no network, no store).
 
 Run: .venv/bin/python benchmarks/bench_gv50_decode.py [--frames N] [--chunk BYTES] [--rounds R]
+     [--general] [--family]
+
+``--general`` turns the GTFRI shortcut off (the general path alone); ``--family``
+feeds GTCAN reports instead (mask, CAN fields, a block found by its shape), the
+slowest of the @Track family layouts.
 
 The input is a TCP stream of distinct single-position GTFRI frames (different
 count, times and coordinates, like one device's history), fed to one
@@ -14,6 +19,7 @@ on an idle machine for a figure to quote).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -36,8 +42,23 @@ def frames(count: int) -> bytes:
     return "".join(out).encode()
 
 
-def run(stream: bytes, chunk: int, now: datetime) -> tuple[int, float]:
+def family(count: int) -> bytes:
+    start = datetime(2024, 3, 1, 10, 15, 30)
+    out = []
+    for n in range(count):
+        fix = start + timedelta(seconds=30 * n)
+        out.append(
+            f"+RESP:GTCAN,270703,862894020180553,gv300w,00,1,C00001FF,WDB9066331S123456,2,H{1234567 + n},"
+            f"5123.50,{1800 + n % 200},{n % 120},88,L/H2.5,P64.40,1,{n % 120}.{n % 10},{n % 360},512.3,"
+            f"{13.404954 + n * 1e-5:.6f},{52.520008 + n * 1e-5:.6f},{fix:%Y%m%d%H%M%S},0262,0002,1A2B,00C3D4E5,00,"
+            f"{fix:%Y%m%d%H%M%S},{n % 65536:04X}$"
+        )
+    return "".join(out).encode()
+
+
+def run(stream: bytes, chunk: int, now: datetime, general: bool = False) -> tuple[int, float]:
     codec = Gv50StreamCodec()
+    codec.use_fast_path = not general
     decoded = 0
     started = time.process_time()
     for offset in range(0, len(stream), chunk):
@@ -52,20 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=16384, help="bytes per read")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--general", action="store_true", help="without the GTFRI shortcut")
+    parser.add_argument("--family", action="store_true", help="GTCAN frames (block found by shape)")
     args = parser.parse_args(argv)
-    stream = frames(args.frames)
+    stream = family(args.frames) if args.family else frames(args.frames)
+    kind = "GTCAN" if args.family else "GTFRI"
     now = datetime.now(timezone.utc)
     best = None
     for _ in range(args.rounds):
-        decoded, seconds = run(stream, args.chunk, now)
+        decoded, seconds = run(stream, args.chunk, now, args.general)
         if decoded != args.frames:
             print(f"error: decoded {decoded} of {args.frames} frames", file=sys.stderr)
             return 1
         rate = decoded / seconds
         best = rate if best is None else max(best, rate)
-    print(f"gv50 decode: {best:,.0f} GTFRI frames/s on one core "
+    path = " (general path)" if args.general else ""
+    print(f"gv50 decode: {best:,.0f} {kind} frames/s on one core{path} "
           f"({args.frames} frames, {len(stream) / args.frames:.0f} bytes each, reads of {args.chunk} bytes, "
-          f"best of {args.rounds}; Python {sys.version.split()[0]})")
+          f"best of {args.rounds}; Python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f} "
+          f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} cores, shared machine)")
     return 0
 
 
