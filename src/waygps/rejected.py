@@ -29,7 +29,6 @@ log = Logger(namespace="waygps.rejected")
 
 BATCH = 100
 NAMESPACE_EXISTS = 48
-NAMESPACE_NOT_FOUND = 26
 TIME_INDEX = (("time", -1),)
 
 
@@ -140,13 +139,16 @@ async def _ensure(store: Any, config: Config) -> list[str]:
     db = store.db
     name = config.mongodb.collections.rejected
     created: list[str] = []
-    try:
-        await db.command("create", name, capped=True, size=config.rejected_frames.size_mb * 1024 * 1024)
-        created.append(name)
-        log.info("collection {name} created (capped, {mb} MB)", name=name, mb=config.rejected_frames.size_mb)
-    except OperationFailure as e:
-        if e.code != NAMESPACE_EXISTS:
-            raise
+    listed = await db.command("listCollections", filter={"name": name}, nameOnly=True)
+    exists = bool(listed.get("cursor", {}).get("firstBatch"))
+    if not exists:
+        try:
+            await db.command("create", name, capped=True, size=config.rejected_frames.size_mb * 1024 * 1024)
+            created.append(name)
+            log.info("collection {name} created (capped, {mb} MB)", name=name, mb=config.rejected_frames.size_mb)
+        except OperationFailure as e:
+            if e.code != NAMESPACE_EXISTS:  # created meanwhile by another instance
+                raise
     info = await db[name].index_information()
     keys = {tuple((str(k), int(v)) for k, v in dict(d).get("key", {}).items()) for d in info.values()}
     if TIME_INDEX not in keys:

@@ -89,7 +89,10 @@ def test_prepare_creates_the_contract_indexes(running: Running) -> None:
     commands = indexes(running.sync["Comando"])
     assert (("IMEI", 1), ("status", 1), ("createdAt", 1)) in commands
     assert (("status", 1), ("expiresAt", 1)) in commands
-    assert report["problems"] == [] and len(report["created"]) == 6
+    assert report["problems"] == [] and len(report["created"]) == 8
+    # the capped collection of rejected frames and its time index (issue 16)
+    assert report["created"][-2:] == ["FramesRejeitados", "FramesRejeitados.time_-1"]
+    assert running.sync["FramesRejeitados"].options().get("capped") is True
     again = yield service.prepare()
     assert again == {"created": [], "changed": [], "problems": []}
 
