@@ -5,6 +5,7 @@ unknown types with extra fields and several blocks); properties of the shape fin
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -478,3 +479,20 @@ def test_garbage_in_any_report_type_never_raises(kind: str, fields: list[str], c
     for actions in (Gv50StreamCodec().receive(frame, NOW), Gv50DatagramCodec().receive_datagram(frame, NOW)):
         for action in actions:
             assert isinstance(action, (Identified, Store, Flagged, Rejected))
+
+
+def test_waygps_decode_shows_every_family_report_with_its_position(tmp_path: Any, capsys: Any) -> None:
+    from waygps.cli.main import main
+
+    names = sorted(CASES)
+    capture = tmp_path / "fleet.hex"
+    capture.write_text("".join(CASES[name][0].encode().hex() + "\n" for name in names))
+    assert main(["decode", "--driver", "gv50", "--hex", "--now", NOW.isoformat(), str(capture)]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    positions = [line for line in lines if line["type"] == "position"]
+    assert [p["event"] for p in positions] == names  # one position per report, in capture order
+    for name, p in zip(names, positions):
+        lat, lon = CASES[name][1][0][:2]
+        assert (p["latitude"], p["longitude"]) == (lat, lon), name
+    assert "note (missing_protocol_version)" in err  # GTTRI's variant is shown, not hidden
