@@ -819,8 +819,9 @@ def decode_report(frame: Frame) -> Report:
 
 
 def _located_any(report: Report) -> bool:
+    """Some block has coordinates and a fix time (a real fix or a last known position)."""
     for block in report.blocks:
-        if block[5] is not None:
+        if block[5] is not None and block[7] is not None:
             return True
     return False
 
