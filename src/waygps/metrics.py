@@ -44,3 +44,15 @@ STORE_PAUSED = Gauge("waygps_store_backpressure", "1 while device reads are paus
 WEBSOCKET_CLIENTS = Gauge("waygps_websocket_clients", "Connected WebSocket clients")
 COMMANDS = Counter("waygps_command_transitions", "Command status changes", ["status"])
 COMMANDS_PENDING = Gauge("waygps_commands_pending", "Commands pending for devices on this instance")
+WEBSOCKET_MESSAGES = Counter("waygps_websocket_messages_sent", "Messages sent to WebSocket clients", ["type"])
+WEBSOCKET_COALESCED = Counter(
+    "waygps_websocket_updates_coalesced", "gps_update messages replaced by a newer one before a slow client read them"
+)
+WEBSOCKET_DROPPED = Counter("waygps_websocket_clients_dropped", "WebSocket clients disconnected by the server",
+                            ["reason"])
+WEBSOCKET_REFUSED = Counter("waygps_websocket_handshakes_refused", "WebSocket handshakes refused", ["reason"])
+WEBSOCKET_BAD_MESSAGES = Counter("waygps_websocket_bad_messages", "Client messages answered with an error",
+                                 ["reason"])
+WEBSOCKET_STALE = Counter(
+    "waygps_websocket_stale_updates", "Stored reports not sent as gps_update: older than the newest one sent"
+)

@@ -12,9 +12,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.task import deferLater
 
-from waygps.config import TokenConfig, WebSocketConfig
+from waygps.config import TokenConfig
 from waygps.events import DeviceConnected, Position
-from waygps.web.websocket import GpsFeedProtocol, find_token, message_for
+from waygps.web.websocket import find_token, message_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
 IMEI = "862894020180553"
@@ -116,25 +116,6 @@ def test_subscription_narrows_the_feed(start_server: Any) -> None:
     update = yield client.messages.get()
     assert update["mobile_id"] == OTHER
     assert not client.messages.pending
-
-
-def test_slow_client_gets_the_latest_update_per_device() -> None:
-    sent: list[dict] = []
-    protocol = GpsFeedProtocol()
-    protocol.factory = type("F", (), {"config": WebSocketConfig(max_queue=2)})()
-    protocol.send = sent.append  # type: ignore[method-assign]
-    protocol.scope = TokenConfig(token_sha256="0" * 64, devices=None)
-    protocol.paused = True
-    for n in range(1000):
-        imei, message = message_for(position(IMEI if n % 2 else OTHER, lat=-10 - n / 1000, key=str(n)))
-        protocol.offer(imei, message)
-    for n in range(5):
-        protocol.offer(IMEI, {"type": "mobile_status", "mobile_id": IMEI, "status": str(n)})
-    assert len(protocol.latest) == 2 and len(protocol.backlog) == 2 and protocol.dropped == 3
-    protocol.paused = False
-    protocol.drain()
-    assert [m["type"] for m in sent] == ["mobile_status", "mobile_status", "gps_update", "gps_update"]
-    assert {m["data"]["latitud"] for m in sent[2:]} == {-10.998, -10.999}
 
 
 def test_tokens_compare_by_digest() -> None:
