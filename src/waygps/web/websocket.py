@@ -53,8 +53,6 @@ log = Logger(namespace="waygps.websocket")
 
 CLOSE_TOO_SLOW = 4001  # application close code: the client fell behind the feed
 CLOSE_SHUTDOWN = 1001  # going away
-# An offer of permessage-deflate is accepted (bounded window, no context takeover on our side:
-# the server keeps no compressor state per client between messages).
 _SENT = {kind: metrics.WEBSOCKET_MESSAGES.labels(kind) for kind in (
     "initial_state", "gps_update", "mobile_status", "command_status", "system_alert", "error")}
 
@@ -71,8 +69,7 @@ def find_token(tokens: Iterable[TokenConfig], presented: str) -> TokenConfig | N
 def _accept_deflate(offers: list[Any]) -> Any:
     for offer in offers:
         if isinstance(offer, PerMessageDeflateOffer):
-            return PerMessageDeflateOfferAccept(offer, noContextTakeover=True if offer.acceptNoContextTakeover
-                                                else None)
+            return PerMessageDeflateOfferAccept(offer)
     return None
 
 
