@@ -88,12 +88,16 @@ class Browser:
 
 
 def gtfri(imei: str, lat: float, lon: float, when: datetime, count: int, speed: float = 20.0,
-          course: int = 147, buffered: bool = False) -> bytes:
-    """A GV50 ``GTFRI`` position report (the layout of the protocol document's first sample)."""
+          course: int = 147, buffered: bool = False, ignition: bool = True, battery: int = 87) -> bytes:
+    """A GV50 ``GTFRI`` position report (the layout of the protocol document's first sample).
+
+    The device status ``22....`` says ignition on, ``12....`` off.
+    """
     head = "+BUFF" if buffered else "+RESP"
     stamp = when.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S")
     return (f"{head}:GTFRI,060228,{imei},,,10,1,1,{speed:.1f},{course},329.7,{lon:.6f},{lat:.6f},{stamp},"
-            f"0736,0003,6AAE,3381,00,913.3,,,,0,220101,,,,{stamp},{count:04X}$").encode()
+            f"0736,0003,6AAE,3381,00,913.3,,,,{battery},{'22' if ignition else '12'}0101,,,,{stamp},{count:04X}$"
+            ).encode()
 
 
 def recent(seconds_ago: float = 0.0) -> datetime:

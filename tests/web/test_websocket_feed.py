@@ -7,11 +7,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest_twisted
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.task import deferLater
 
+from feed_support import connect
 from waygps.config import TokenConfig
 from waygps.events import DeviceConnected, Position
 from waygps.web.websocket import find_token, message_for
@@ -25,29 +24,6 @@ def position(imei: str = IMEI, lat: float = -17.72, key: str = "k1") -> Position
     return Position(imei=imei, protocol="test", device_time=NOW, server_time=NOW, event="GTFRI", key=key,
                     valid=True, latitude=lat, longitude=-63.1, speed=20.0, course=147.0, altitude=329.7,
                     ignition=True, attributes={"battery_percent": 88})
-
-
-class Client(WebSocketClientProtocol):
-    def onOpen(self) -> None:
-        self.factory.opened.callback(self)
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.factory.messages.put(json.loads(payload))
-
-    def onClose(self, wasClean: bool, code: Any, reason: Any) -> None:
-        if not self.factory.opened.called:
-            self.factory.opened.errback(ConnectionError(f"closed: {code} {reason}"))
-        self.factory.closed.callback(reason)
-
-
-def connect(port: int, query: str = "", headers: dict | None = None) -> WebSocketClientFactory:
-    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/ws/gps/{query}", headers=headers or {})
-    factory.protocol = Client
-    factory.opened = Deferred()
-    factory.closed = Deferred()
-    factory.messages = DeferredQueue()
-    connectWS(factory)
-    return factory
 
 
 def tokens() -> dict:
