@@ -293,6 +293,8 @@ def _websocket(raw: Mapping[str, Any]) -> WebSocketConfig:
     for name in ("ping_interval", "ping_timeout"):  # 0 = no server pings
         if name in values:
             _positive(f"websocket.{name}", values[name], allow_zero=True)
+            if 0 < values[name] < 1:  # autobahn's timers run on whole seconds
+                raise ConfigError(f"websocket.{name}: must be 0 (off) or at least 1 second, got {values[name]}")
     return WebSocketConfig(tokens=tokens, **values)
 
 

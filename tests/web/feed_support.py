@@ -108,26 +108,39 @@ class RawClient(Protocol):
 
     def frames(self) -> list[tuple[int, bytes]]:
         """(opcode, payload) of the complete frames after the handshake answer."""
-        rest = self.data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in self.data else b""
-        out = []
-        while len(rest) >= 2:
-            opcode, size = rest[0] & 0x0F, rest[1] & 0x7F
-            offset = 2
-            if size == 126:
-                size, offset = struct.unpack(">H", rest[2:4])[0], 4
-            elif size == 127:
-                size, offset = struct.unpack(">Q", rest[2:10])[0], 10
-            if len(rest) < offset + size:
-                break
-            out.append((opcode, rest[offset:offset + size]))
-            rest = rest[offset + size:]
-        return out
+        return server_frames(self.data)
 
     def close_code(self) -> int | None:
-        for opcode, payload in self.frames():
-            if opcode == 0x8 and len(payload) >= 2:
-                return struct.unpack(">H", payload[:2])[0]
-        return None
+        return close_code(self.data)
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of the complete unmasked frames after an HTTP handshake answer."""
+    rest = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+    out = []
+    while len(rest) >= 2:
+        opcode, size = rest[0] & 0x0F, rest[1] & 0x7F
+        offset = 2
+        if size == 126:
+            size, offset = struct.unpack(">H", rest[2:4])[0], 4
+        elif size == 127:
+            size, offset = struct.unpack(">Q", rest[2:10])[0], 10
+        if len(rest) < offset + size:
+            break
+        out.append((opcode, rest[offset:offset + size]))
+        rest = rest[offset + size:]
+    return out
+
+
+def close_code(data: bytes) -> int | None:
+    for opcode, payload in server_frames(data):
+        if opcode == 0x8 and len(payload) >= 2:
+            return struct.unpack(">H", payload[:2])[0]
+    return None
+
+
+def messages(data: bytes) -> list[dict]:
+    return [json.loads(payload) for opcode, payload in server_frames(data) if opcode == 0x1]
 
 
 def raw_connect(port: int, path: str) -> Deferred:

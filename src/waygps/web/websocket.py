@@ -52,7 +52,7 @@ __all__ = ["GpsFeedFactory", "GpsFeedProtocol", "find_token", "gps_update", "mes
 log = Logger(namespace="waygps.websocket")
 
 CLOSE_TOO_SLOW = 4001  # application close code: the client fell behind the feed
-CLOSE_SHUTDOWN = 1001  # going away
+CLOSE_SHUTDOWN = 1000  # autobahn lets a server send 1000 or 3000-4999 only
 _SENT = {kind: metrics.WEBSOCKET_MESSAGES.labels(kind) for kind in (
     "initial_state", "gps_update", "mobile_status", "command_status", "system_alert", "error")}
 
@@ -332,10 +332,13 @@ class GpsFeedFactory(WebSocketServerFactory):
             "maxFramePayloadSize": config.max_message_bytes,
             "openHandshakeTimeout": config.handshake_timeout,
             "closeHandshakeTimeout": 5.0,
+            "failByDrop": False,  # say why (1009 message too big...) before closing
         }
         if config.ping_interval > 0:
             options["autoPingInterval"] = config.ping_interval
             options["autoPingTimeout"] = config.ping_timeout or config.ping_interval
+            # Only a pong answers a ping (autobahn's default also counts any frame as one).
+            options["autoPingRestartOnAnyTraffic"] = False
         if config.compression:
             options["perMessageCompressionAccept"] = _accept_deflate
         self.setProtocolOptions(**options)
