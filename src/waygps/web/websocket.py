@@ -162,6 +162,7 @@ class GpsFeedProtocol(WebSocketServerProtocol):
             self.transport.unregisterProducer()
             self.transport.registerProducer(flow, True)
         self.factory.clients.add(self)
+        self.factory.index(self)
         metrics.WEBSOCKET_CLIENTS.set(len(self.factory.clients))
         d = self.factory.initial_state(self.scope)
         d.addCallback(self._initial_state)
@@ -183,13 +184,12 @@ class GpsFeedProtocol(WebSocketServerProtocol):
         self.drain()
 
     def onClose(self, wasClean: bool, code: Any, reason: Any) -> None:
-        self.factory.clients.discard(self)
-        metrics.WEBSOCKET_CLIENTS.set(len(self.factory.clients))
+        self.factory.forget(self)
 
     def connectionLost(self, reason: Any = None) -> None:
         super().connectionLost(reason)
         self._cancel_slow()
-        self.factory.clients.discard(self)
+        self.factory.forget(self)
         if self.admitted:
             self.admitted = False
             assert self.scope is not None
@@ -225,6 +225,7 @@ class GpsFeedProtocol(WebSocketServerProtocol):
             self.subscriptions.add(imei)
         else:
             self.subscriptions.discard(imei)
+        self.factory.index(self)
 
     # --- live messages ----------------------------------------------------------------
     def wants(self, imei: str) -> bool:
@@ -323,6 +324,11 @@ class GpsFeedFactory(WebSocketServerFactory):
         self.config = config
         self.store = store
         self.clients: set[GpsFeedProtocol] = set()
+        # Who gets a device's messages, without asking every client: those subscribed to it,
+        # and those with no subscription (every device of their scope).
+        self.watching: dict[str, set[GpsFeedProtocol]] = {}
+        self.unsubscribed: set[GpsFeedProtocol] = set()
+        self._indexed: dict[GpsFeedProtocol, frozenset[str]] = {}
         self.limiter = HandshakeLimiter(config.failed_handshakes_per_minute, 60.0)
         self.counts = ConnectionCounts(config.max_clients, config.max_connections_per_token)
         self.newest: dict[str, datetime] = {}  # per device: the fix time of the newest gps_update sent
@@ -344,6 +350,32 @@ class GpsFeedFactory(WebSocketServerFactory):
         self.setProtocolOptions(**options)
         self._unsubscribe = publisher.subscribe(self.publish)
 
+    def index(self, client: GpsFeedProtocol) -> None:
+        """Bring :attr:`watching` / :attr:`unsubscribed` up to date with ``client.subscriptions``."""
+        self._unindex(client)
+        if client not in self.clients:
+            return
+        subscriptions = frozenset(client.subscriptions)
+        self._indexed[client] = subscriptions
+        if not subscriptions:
+            self.unsubscribed.add(client)
+        for imei in subscriptions:
+            self.watching.setdefault(imei, set()).add(client)
+
+    def _unindex(self, client: GpsFeedProtocol) -> None:
+        self.unsubscribed.discard(client)
+        for imei in self._indexed.pop(client, frozenset()):
+            watchers = self.watching.get(imei)
+            if watchers is not None:
+                watchers.discard(client)
+                if not watchers:
+                    del self.watching[imei]
+
+    def forget(self, client: GpsFeedProtocol) -> None:
+        self.clients.discard(client)
+        self._unindex(client)
+        metrics.WEBSOCKET_CLIENTS.set(len(self.clients))
+
     def refused(self, reason: str) -> None:
         metrics.WEBSOCKET_REFUSED.labels(reason).inc()
 
@@ -354,7 +386,11 @@ class GpsFeedFactory(WebSocketServerFactory):
         if found is None:
             return
         imei, message = found
-        clients = [client for client in self.clients if client.wants(imei)]
+        if imei == EVERYONE:
+            candidates: Iterable[GpsFeedProtocol] = self.clients
+        else:
+            candidates = list(self.unsubscribed) + list(self.watching.get(imei, ()))
+        clients = [client for client in candidates if client.wants(imei)]
         if not clients:
             return
         prepared = self.prepareMessage(encode(message), isBinary=False)

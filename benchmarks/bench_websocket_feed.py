@@ -1,0 +1,297 @@
+"""The live feed under load: subscribed WebSocket clients while GV50 devices report over TCP.
+
+    .venv/bin/python benchmarks/bench_websocket_feed.py [--clients 500] [--devices 500] [--rate 2000]
+        [--per-client 4] [--seconds 30] [--warmup 5]
+
+Three processes on this machine: the real server (``twistd waygps``, embedded store in a temporary
+directory), the clients (Autobahn, each subscribed to ``--per-client`` devices) and the devices
+(``--devices`` GV50 TCP connections sending ``--rate`` reports per second in total). Each report
+carries its send time (wall clock) in its altitude field, so a client computes the latency from the
+report's arrival at the server's socket to its ``gps_update`` (through decoding, the store's
+acknowledgement, the bus and the feed). Prints p50 / p99 / max of that latency, the updates the
+clients received, and the CPU used by the server and by the store (from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+BASE_IMEI = 862894020100000
+
+
+def imei(n: int) -> str:
+    return str(BASE_IMEI + n)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+# --- clients role ----------------------------------------------------------------------------------
+def run_clients(args: argparse.Namespace) -> None:
+    from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
+    from twisted.internet import reactor
+
+    latencies: list[float] = []
+    received: list[tuple[str, str, float]] = []  # (imei, fecha_gps, time received)
+    state = {"open": 0, "updates": 0, "measuring": False, "closed": 0}
+
+    class Client(WebSocketClientProtocol):
+        def onOpen(self) -> None:
+            for imei_ in self.factory.watch:
+                self.sendMessage(json.dumps({"type": "subscribe_mobile", "mobile_id": imei_}).encode())
+            state["open"] += 1
+            if state["open"] == args.clients:
+                print("ready", flush=True)
+
+        def onMessage(self, payload: bytes, isBinary: bool) -> None:
+            now = time.time()
+            at = payload.find(b'"altitud":')
+            if at < 0:
+                return
+            end = payload.find(b",", at)
+            sent = float(payload[at + 10:end])
+            latency = (now % 1000.0) - sent
+            if latency < -500:
+                latency += 1000.0
+            state["updates"] += 1
+            if state["measuring"]:
+                latencies.append(latency)
+                at = payload.find(b'"mobile_id":"')
+                fix = payload.find(b'"fecha_gps":"')
+                received.append((payload[at + 13:at + 28].decode(), payload[fix + 13:fix + 33].decode(), now))
+
+        def onClose(self, wasClean: bool, code: object, reason: object) -> None:
+            state["closed"] += 1
+
+    for n in range(args.clients):
+        factory = WebSocketClientFactory(f"ws://127.0.0.1:{args.port}/ws/gps/?token={TOKEN}")
+        factory.protocol = Client
+        factory.watch = [imei((n * args.per_client + j) % args.devices) for j in range(args.per_client)]
+        connectWS(factory)
+
+    def start() -> None:
+        state["measuring"] = True
+        reactor.callLater(args.seconds, stop)
+
+    def stop() -> None:
+        state["measuring"] = False
+        print(json.dumps({"latencies": latencies, "updates": state["updates"], "closed": state["closed"],
+                          "received": received}), flush=True)
+        reactor.stop()
+
+    reactor.callLater(args.warmup, start)
+    reactor.run()
+
+
+# --- devices role ----------------------------------------------------------------------------------
+def run_devices(args: argparse.Namespace) -> None:
+    from twisted.internet import reactor, task
+    from twisted.internet.protocol import ClientFactory, Protocol
+
+    base = args.base  # fix times in the past, one second apart per report
+    sent: dict = {"reports": 0, "acks": 0, "sacks": []}  # sacks: (imei, n, time the SACK arrived)
+
+    class Device(Protocol):
+        def connectionMade(self) -> None:
+            self.n = 0
+            self.factory.live.append(self)
+
+        def dataReceived(self, data: bytes) -> None:
+            now = time.time()
+            for answer in data.split(b"$"):
+                if answer.startswith(b"+SACK:") and b"," not in answer:
+                    sent["acks"] += 1
+                    sent["sacks"].append((self.factory.imei, int(answer[6:], 16), now))
+
+        def report(self) -> None:
+            self.n += 1
+            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(base + self.n % 65536))
+            altitude = time.time() % 1000.0
+            lat = -17.7 + (self.factory.index % 100) / 1000 + self.n / 100000
+            frame = (f"+RESP:GTFRI,060228,{self.factory.imei},,,10,1,1,40.0,90,{altitude:.4f},-63.100000,"
+                     f"{lat:.6f},{stamp},0736,0003,6AAE,3381,00,913.3,,,,80,220101,,,,{stamp},"
+                     f"{self.n % 65536:04X}$")
+            self.transport.write(frame.encode())
+            sent["reports"] += 1
+
+    live: list[Device] = []
+    for n in range(args.devices):
+        factory = ClientFactory()
+        factory.protocol = Device
+        factory.imei = imei(n)
+        factory.index = n
+        factory.live = live
+        reactor.connectTCP("127.0.0.1", args.device_port, factory)
+
+    # Every tick, each device in turn: ``rate`` reports per second spread over the devices.
+    tick = 0.05
+    per_tick = args.rate * tick
+    carry = {"credit": 0.0, "next": 0}
+
+    def pump() -> None:
+        if not live:
+            return
+        carry["credit"] += per_tick
+        while carry["credit"] >= 1:
+            carry["credit"] -= 1
+            live[carry["next"] % len(live)].report()
+            carry["next"] += 1
+
+    loop = task.LoopingCall(pump)
+    reactor.callLater(1.0, loop.start, tick)
+
+    def stop() -> None:
+        print(json.dumps(sent), flush=True)
+        reactor.stop()
+
+    reactor.callLater(args.warmup + args.seconds + 2, stop)
+    reactor.run()
+
+
+# --- orchestration -----------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--role", choices=("run", "clients", "devices"), default="run")
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=2000.0, help="reports per second, all devices together")
+    parser.add_argument("--per-client", type=int, default=4, help="devices each client subscribes to")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--device-port", type=int, default=0)
+    parser.add_argument("--base", type=int, default=int(time.time()) - 7 * 86400)
+    args = parser.parse_args()
+    if args.role == "clients":
+        run_clients(args)
+        return
+    if args.role == "devices":
+        run_devices(args)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="waygps-bench-feed-"))
+    web, gv50, store = free_port(), free_port(), free_port()
+    (work / "waygps.toml").write_text(f"""
+[mongodb]
+database = "bench"
+write_concern = "1"
+[embedded]
+data_dir = "{work / 'db'}"
+port = {store}
+[[listener]]
+driver = "gv50"
+transport = "tcp"
+host = "127.0.0.1"
+port = {gv50}
+max_connections_per_ip = 0
+[websocket]
+host = "127.0.0.1"
+port = {web}
+max_clients = {args.clients + 10}
+max_connections_per_token = {args.clients + 10}
+[[websocket.tokens]]
+token = "{TOKEN}"
+devices = "*"
+[logging]
+level = "warn"
+""")
+    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "twistd"), "--nodaemon", "--pidfile=", "waygps",
+                               "--config", str(work / "waygps.toml")], cwd=work,
+                              stdout=open(work / "server.log", "wb"), stderr=subprocess.STDOUT)
+    me = [sys.executable, __file__, "--clients", str(args.clients), "--devices", str(args.devices),
+          "--rate", str(args.rate), "--per-client", str(args.per_client), "--seconds", str(args.seconds),
+          "--warmup", str(args.warmup), "--port", str(web), "--device-port", str(gv50), "--base", str(args.base)]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{web}/health", timeout=2).read()
+                break
+            except Exception:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"server did not start: {(work / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        clients = subprocess.Popen(me + ["--role", "clients"], stdout=subprocess.PIPE, text=True)
+        assert clients.stdout is not None
+        if clients.stdout.readline().strip() != "ready":
+            raise SystemExit("clients did not connect")
+        stores = children(server.pid)
+        cpu0 = {pid: cpu_seconds(pid) for pid in [server.pid] + stores}
+        started = time.monotonic()
+        devices = subprocess.Popen(me + ["--role", "devices"], stdout=subprocess.PIPE, text=True)
+        result = json.loads(clients.stdout.readline())
+        elapsed = time.monotonic() - started
+        cpu1 = {pid: cpu_seconds(pid) for pid in cpu0}
+        sent = json.loads(devices.communicate(timeout=120)[0].strip().splitlines()[-1])
+        clients.wait(30)
+    finally:
+        server.terminate()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    latencies = [v * 1000 for v in result["latencies"]]
+    # The feed alone: from the device's SACK (written right after the bus published the stored report)
+    # to the client's gps_update.
+    from datetime import datetime, timezone
+
+    acked = {(imei_, n): at for imei_, n, at in sent["sacks"]}
+    feed = []
+    for imei_, fix, at in result["received"]:
+        n = int(datetime.strptime(fix, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()) - args.base
+        if (imei_, n) in acked:
+            feed.append((at - acked[(imei_, n)]) * 1000)
+    server_cpu = (cpu1[server.pid] - cpu0[server.pid]) / elapsed * 100
+    store_cpu = sum(cpu1[p] - cpu0[p] for p in stores) / elapsed * 100
+    print(f"load average before/after: {os.getloadavg()} (machine shared with other work)")
+    print(f"{args.clients} clients x {args.per_client} subscribed devices, {args.devices} devices, "
+          f"{args.rate:.0f} reports/s target; {sent['reports']} reports sent, {sent['acks']} acknowledged")
+    if latencies:
+        print(f"gps_update latency (report sent -> client): p50 {percentile(latencies, 0.5):.1f} ms, "
+              f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms over {len(latencies)} updates "
+              f"in {args.seconds:.0f} s ({len(latencies) / args.seconds:.0f} updates/s to clients)")
+        print(f"feed alone (device's SACK -> client's gps_update): p50 {percentile(feed, 0.5):.1f} ms, "
+              f"p99 {percentile(feed, 0.99):.1f} ms over {len(feed)} updates")
+        stored_rate = len(acked) / (args.seconds + args.warmup + 2)
+        print(f"reports stored and acknowledged: about {stored_rate:.0f}/s")
+    else:
+        print("no gps_update measured")
+    print(f"server CPU {server_cpu:.0f}% of one core, store {store_cpu:.0f}% (over {elapsed:.0f} s); "
+          f"clients closed by the server: {result['closed']}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
