@@ -59,7 +59,6 @@ def run_clients(args: argparse.Namespace) -> None:
     from twisted.internet.protocol import ClientFactory, Protocol
 
     latencies: list[float] = []
-    received: list[tuple[str, str, float]] = []  # (imei, fecha_gps, time received)
     state: dict = {"open": 0, "updates": 0, "measuring": False, "closed": 0}
 
     def masked(payload: bytes) -> bytes:
@@ -132,9 +131,6 @@ def run_clients(args: argparse.Namespace) -> None:
             state["updates"] += 1
             if state["measuring"]:
                 latencies.append(latency)
-                at = payload.find(b'"mobile_id":"')
-                fix = payload.find(b'"fecha_gps":"')
-                received.append((payload[at + 13:at + 28].decode(), payload[fix + 13:fix + 33].decode(), now))
 
         def connectionLost(self, reason: object = None) -> None:
             state["closed"] += 1
@@ -161,8 +157,7 @@ def run_clients(args: argparse.Namespace) -> None:
 
     def stop() -> None:
         state["measuring"] = False
-        print(json.dumps({"latencies": latencies, "updates": state["updates"], "closed": state["closed"],
-                          "received": received}), flush=True)
+        print(json.dumps({"latencies": latencies, "updates": state["updates"], "closed": state["closed"]}), flush=True)
         reactor.stop()
 
     def ready() -> None:
@@ -178,7 +173,7 @@ def run_devices(args: argparse.Namespace) -> None:
     from twisted.internet.protocol import ClientFactory, Protocol
 
     base = args.base  # fix times in the past, one second apart per report
-    sent: dict = {"reports": 0, "acks": 0, "sacks": []}  # sacks: (imei, n, time the SACK arrived)
+    sent: dict = {"reports": 0, "acks": 0}
 
     class Device(Protocol):
         def connectionMade(self) -> None:
@@ -186,11 +181,9 @@ def run_devices(args: argparse.Namespace) -> None:
             self.factory.live.append(self)
 
         def dataReceived(self, data: bytes) -> None:
-            now = time.time()
             for answer in data.split(b"$"):
                 if answer.startswith(b"+SACK:") and b"," not in answer:
                     sent["acks"] += 1
-                    sent["sacks"].append((self.factory.imei, int(answer[6:], 16), now))
 
         def report(self) -> None:
             self.n += 1
@@ -397,7 +390,7 @@ level = "warn"
                 break
             except Exception:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"server did not start: {(work / 'server.log').read_text()[-2000:]}")
+                    raise SystemExit(f"server did not start: {(work / 'server.log').read_text()[-2000:]}") from None
                 time.sleep(0.3)
         clients = subprocess.Popen(me + ["--role", "clients"], stdout=subprocess.PIPE, text=True)
         assert clients.stdout is not None
@@ -420,16 +413,7 @@ level = "warn"
         except subprocess.TimeoutExpired:
             server.kill()
     latencies = [v * 1000 for v in result["latencies"]]
-    # The feed alone: from the device's SACK (written right after the bus published the stored report)
-    # to the client's gps_update.
-    from datetime import datetime, timezone
-
-    acked = {(imei_, n): at for imei_, n, at in sent["sacks"]}
-    feed = []
-    for imei_, fix, at in result["received"]:
-        n = int(datetime.strptime(fix, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()) - args.base
-        if (imei_, n) in acked:
-            feed.append((at - acked[(imei_, n)]) * 1000)
+    stored_rate = sent["acks"] / (args.seconds + args.warmup + 2)
     server_cpu = (cpu1[server.pid] - cpu0[server.pid]) / elapsed * 100
     store_cpu = sum(cpu1[p] - cpu0[p] for p in stores) / elapsed * 100
     print(f"load average before/after: {os.getloadavg()} (machine shared with other work)")
@@ -439,9 +423,6 @@ level = "warn"
         print(f"gps_update latency (report sent -> client): p50 {percentile(latencies, 0.5):.1f} ms, "
               f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms over {len(latencies)} updates "
               f"in {args.seconds:.0f} s ({len(latencies) / args.seconds:.0f} updates/s to clients)")
-        print(f"feed alone (device's SACK -> client's gps_update): p50 {percentile(feed, 0.5):.1f} ms, "
-              f"p99 {percentile(feed, 0.99):.1f} ms over {len(feed)} updates")
-        stored_rate = len(acked) / (args.seconds + args.warmup + 2)
         print(f"reports stored and acknowledged: about {stored_rate:.0f}/s")
     else:
         print("no gps_update measured")
