@@ -1,4 +1,4 @@
-"""Slow clients, on Twisted's fakes: the latest update per device, then a close code when they stay behind."""
+"""Slow clients and the subscription index, on Twisted's fakes: the latest update per device, a close code when behind."""
 
 from __future__ import annotations
 
@@ -115,3 +115,26 @@ def test_a_client_whose_backlog_overflows_is_closed_with_a_code_not_silently_thi
     assert close_code(h.transport.value()) is None
     h.bus.publish(status(3))
     assert close_code(h.transport.value()) == CLOSE_TOO_SLOW
+
+
+def test_subscriptions_narrow_the_feed_and_unsubscribing_widens_it_again() -> None:
+    from feed_support import frame
+
+    h = Harness()
+
+    def say(message: str) -> None:
+        h.protocol.dataReceived(frame(0x1, message.encode()))
+
+    say(f'{{"type": "subscribe_mobile", "mobile_id": "{IMEI}"}}')
+    assert h.factory.watching == {IMEI: {h.protocol}} and not h.factory.unsubscribed
+    h.bus.publish(position(1, OTHER))
+    h.bus.publish(position(2, IMEI))
+    say(f'{{"type": "unsubscribe_mobile", "mobile_id": "{IMEI}"}}')
+    assert h.factory.watching == {} and h.factory.unsubscribed == {h.protocol}
+    h.bus.publish(position(3, OTHER))
+    assert [(m["mobile_id"], m["data"]["latitud"]) for m in h.messages()[1:]] == [(IMEI, -17.002), (OTHER, -17.003)]
+    from twisted.python.failure import Failure
+    from twisted.internet.error import ConnectionDone
+
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert not h.factory.unsubscribed and not h.factory.clients and h.factory.counts.total == 0
