@@ -308,7 +308,9 @@ class GpsFeedProtocol(WebSocketServerProtocol):
         if self.state != self.STATE_OPEN:
             return
         self.sendPreparedMessage(prepared)
-        _SENT[kind].inc()
+        counter = _SENT.get(kind)
+        if counter is not None:
+            counter.inc()
 
 
 class GpsFeedFactory(WebSocketServerFactory):
