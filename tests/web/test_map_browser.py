@@ -14,6 +14,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThread
 
 from browser_support import NO_TILES, Browser, FakeDevice, find_browser, gtfri, recent
+from feed_support import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -91,3 +92,37 @@ def test_a_wrong_token_shows_an_error_not_an_empty_map(start_server: Any, browse
                                 "document.getElementById('error-text').textContent;")
     assert shown == message
     assert (yield deferToThread(browser.driver.execute_script, "return WayGPS.state.connection;")) == "error"
+
+
+@pytest_twisted.inlineCallbacks
+def test_without_a_token_the_page_asks_once_and_reconnects_after_the_server_closes(
+        start_server: Any, browser: Browser) -> None:
+    server = yield start_server(**settings())
+    yield deferToThread(browser.driver.get, f"http://127.0.0.1:{server.web_port}/")
+    yield deferToThread(browser.wait_for, "!document.getElementById('token-form').hidden")
+
+    def type_token() -> None:
+        from selenium.webdriver.common.by import By
+
+        browser.driver.find_element(By.ID, "token-input").send_keys("map-secret")
+        browser.driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+
+    yield deferToThread(type_token)
+    yield deferToThread(browser.wait_for, "WayGPS.state.connection === 'connected'")
+    stored = yield deferToThread(browser.driver.execute_script, "return sessionStorage.getItem('waygps.token');")
+    assert stored == "map-secret"
+    yield deferToThread(browser.driver.execute_script, "WayGPS.subscribe('862894020180553');")
+    feed = server.service.web.feed
+    yield wait_until(lambda: [c.subscriptions for c in feed.clients] == [{"862894020180553"}], "the subscription")
+    (client,) = list(feed.clients)
+    client.sendClose(4001, "test")  # as a slow client would be closed
+    yield deferToThread(browser.wait_for, "WayGPS.state.connection !== 'connected'")
+    yield deferToThread(browser.wait_for, "WayGPS.state.connection === 'connected'")  # after the backoff
+    # A fresh connection, subscribed again.
+    yield wait_until(lambda: any(c.subscriptions == {"862894020180553"} for c in feed.clients) and
+                     client not in feed.clients, "the page to subscribe again")
+    # A reload in the same tab does not ask again: the token is in sessionStorage.
+    yield deferToThread(browser.driver.refresh)
+    yield deferToThread(browser.wait_for, "window.WayGPS && WayGPS.state.connection === 'connected'")
+    assert (yield deferToThread(browser.driver.execute_script,
+                                "return document.getElementById('token-form').hidden;"))
