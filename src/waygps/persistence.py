@@ -552,6 +552,9 @@ class PersistenceService(Service):
             metrics.STORE_QUEUE.set(self._pending)
             log.warn("persistence: {count} deliveries not stored within {timeout}s; devices not acknowledged",
                      count=expired, timeout=self.store_timeout)
+            if not self._store_down:  # a store that does not answer at all is unavailable too
+                self._store_down = True
+                self._publish_store_status(False, f"not stored within {self.store_timeout}s")
             self._check_pressure()
             if self._flush_call is not None and not self._queue:
                 self._cancel(self._flush_call)

@@ -29,3 +29,14 @@ def test_unavailable_once_then_available_once_when_a_batch_is_stored_again() -> 
     h.deliver(position(key="b"))
     h.inserts[3].succeed()
     assert statuses(h) == [False, True]  # a normal batch says nothing
+
+
+def test_a_store_that_does_not_answer_is_unavailable_after_the_store_timeout() -> None:
+    h = Harness(batch_size=1, store_timeout=5.0)
+    h.deliver(position(key="a"))
+    h.clock.advance(4.9)
+    assert statuses(h) == []
+    h.clock.advance(0.2)
+    assert statuses(h) == [False]
+    h.inserts[0].succeed()  # it answers at last
+    assert statuses(h) == [False, True]

@@ -84,8 +84,10 @@ def test_a_slow_client_gets_statuses_in_order_and_the_latest_update_per_device()
     h.bus.publish(status(2000))
     assert len(h.messages()) == 1  # nothing written while the buffer is full
     assert sample("waygps_websocket_updates_coalesced_total") == coalesced + 998
+    updates_sent = sample("waygps_websocket_messages_sent_total", type="gps_update")
     h.drained()
     sent = h.messages()[1:]
+    assert sample("waygps_websocket_messages_sent_total", type="gps_update") == updates_sent + 2
     assert [m["type"] for m in sent] == ["mobile_status", "gps_update", "gps_update"]
     assert {m["data"]["latitud"] for m in sent[1:]} == {-17.999, -18.0}
     assert close_code(h.transport.value()) is None
