@@ -87,6 +87,25 @@ class WebSocketConfig:
     path: str = "/ws/gps/"
     tokens: tuple[TokenConfig, ...] = ()
     max_queue: int = 1000
+    # Feed limits (docs/websocket.md, "Limits").
+    max_clients: int = 1000
+    max_connections_per_token: int = 5
+    max_message_bytes: int = 65536
+    ping_interval: float = 30.0
+    ping_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    slow_client_timeout: float = 30.0
+    failed_handshakes_per_minute: int = 10
+    compression: bool = True
+
+
+@frozen
+class MapConfig:
+    """The map page: where its background tiles come from (``{s}``, ``{z}``, ``{x}``, ``{y}`` as in Leaflet)."""
+
+    tiles: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+    max_zoom: int = 19
 
 
 @frozen
@@ -135,6 +154,7 @@ class Config:
     embedded: EmbeddedConfig = EmbeddedConfig()
     listeners: tuple[ListenerConfig, ...] = ()
     websocket: WebSocketConfig = WebSocketConfig()
+    map: MapConfig = MapConfig()
     persistence: PersistenceConfig = PersistenceConfig()
     retention: RetentionConfig = RetentionConfig()
     commands: CommandsConfig = CommandsConfig()
@@ -278,6 +298,15 @@ def _websocket(raw: Mapping[str, Any]) -> WebSocketConfig:
     path = values.get("path", "/ws/gps/")
     if not path.startswith("/"):
         raise ConfigError(f"websocket.path: must start with '/', got {path!r}")
+    for name in ("max_queue", "max_clients", "max_connections_per_token", "max_message_bytes",
+                 "handshake_timeout", "slow_client_timeout", "failed_handshakes_per_minute"):
+        if name in values:
+            _positive(f"websocket.{name}", values[name])
+    for name in ("ping_interval", "ping_timeout"):  # 0 = no server pings
+        if name in values:
+            _positive(f"websocket.{name}", values[name], allow_zero=True)
+            if 0 < values[name] < 1:  # autobahn's timers run on whole seconds
+                raise ConfigError(f"websocket.{name}: must be 0 (off) or at least 1 second, got {values[name]}")
     return WebSocketConfig(tokens=tokens, **values)
 
 
@@ -291,6 +320,7 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
         "mongodb": _mongodb,
         "embedded": lambda r: EmbeddedConfig(**_simple(EmbeddedConfig, "embedded", r)),
         "websocket": _websocket,
+        "map": lambda r: MapConfig(**_simple(MapConfig, "map", r)),
         "persistence": lambda r: PersistenceConfig(**_simple(PersistenceConfig, "persistence", r)),
         "retention": lambda r: RetentionConfig(**_simple(RetentionConfig, "retention", r)),
         "commands": lambda r: CommandsConfig(**_simple(CommandsConfig, "commands", r)),

@@ -124,6 +124,8 @@ class DeviceConnected:
 
 @frozen(kw_only=True)
 class DeviceDisconnected:
+    """A device's channel ended. ``error`` is set (to the reason) when it ended on a protocol error."""
+
     imei: str
     protocol: str
     server_time: datetime
@@ -131,6 +133,16 @@ class DeviceDisconnected:
     reason: str
     listener: str
     instance: str = ""
+    error: str = ""
+
+
+@frozen(kw_only=True)
+class StoreStatus:
+    """The store stopped taking reports (``available=False``) or takes them again (published by persistence)."""
+
+    available: bool
+    time: datetime
+    detail: str = ""
 
 
 @frozen(kw_only=True)
@@ -147,7 +159,7 @@ class CommandStatus:
 
 DeviceEvent = Union[Position, Heartbeat, Alarm, CommandAck]
 SessionEvent = Union[DeviceConnected, DeviceDisconnected]
-Event = Union[Position, Heartbeat, Alarm, CommandAck, DeviceConnected, DeviceDisconnected, CommandStatus]
+Event = Union[Position, Heartbeat, Alarm, CommandAck, DeviceConnected, DeviceDisconnected, CommandStatus, StoreStatus]
 
 
 def to_plain(event: Event) -> dict[str, Any]:

@@ -76,8 +76,11 @@ class ISessionRegistry(Interface):
     def attach(connection):
         """Bind ``connection.imei`` to ``connection``; an older connection of the same device is closed."""
 
-    def detach(connection, reason):
-        """The connection closed or timed out: forget it if it is still the device's current one."""
+    def detach(connection, reason, error=""):
+        """The connection closed or timed out: forget it if it is still the device's current one.
+
+        ``error`` is the reason again when the connection ended on a protocol error.
+        """
 
     def activity(connection, now):
         """A frame arrived on ``connection`` at ``now`` (keeps UDP devices online)."""

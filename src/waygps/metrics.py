@@ -48,3 +48,15 @@ REJECTED_KEPT = Counter("waygps_rejected_frames_kept", "Rejected or odd frames w
 REJECTED_DROPPED = Counter(
     "waygps_rejected_frames_dropped", "Rejected frames not kept (writer queue full or store error)", ["reason"]
 )
+WEBSOCKET_MESSAGES = Counter("waygps_websocket_messages_sent", "Messages sent to WebSocket clients", ["type"])
+WEBSOCKET_COALESCED = Counter(
+    "waygps_websocket_updates_coalesced", "gps_update messages replaced by a newer one before a slow client read them"
+)
+WEBSOCKET_DROPPED = Counter("waygps_websocket_clients_dropped", "WebSocket clients disconnected by the server",
+                            ["reason"])
+WEBSOCKET_REFUSED = Counter("waygps_websocket_handshakes_refused", "WebSocket handshakes refused", ["reason"])
+WEBSOCKET_BAD_MESSAGES = Counter("waygps_websocket_bad_messages", "Client messages answered with an error",
+                                 ["reason"])
+WEBSOCKET_STALE = Counter(
+    "waygps_websocket_stale_updates", "Stored reports not sent as gps_update: older than the newest one sent"
+)

@@ -57,7 +57,7 @@ from zope.interface import implementer
 from waygps import metrics
 from waygps.config import Config, MongoConfig
 from waygps.documents import position_document
-from waygps.events import Alarm, DeviceConnected, DeviceDisconnected, Position
+from waygps.events import Alarm, DeviceConnected, DeviceDisconnected, Position, StoreStatus
 from waygps.indexes import ensure_indexes
 from waygps.interfaces import IEventPublisher, IEventSink
 from waygps.quality import assess
@@ -194,6 +194,7 @@ class PersistenceService(Service):
         self._stop_waiters: list[Deferred] = []
         self._drain_waiters: list[Deferred] = []
         self._stop_timeout_call: Any = None
+        self._store_down = False  # published as StoreStatus on each change
 
     # --- life cycle -----------------------------------------------------------
     def prepare(self) -> Deferred:
@@ -441,6 +442,9 @@ class PersistenceService(Service):
 
     def _retry(self, batch: _Batch, reason: str, detail: str) -> None:
         metrics.STORE_FAILURES.labels(reason).inc()
+        if not self._store_down:
+            self._store_down = True
+            self._publish_store_status(False, detail)
         delay = min(self.max_delay, BACKOFF_INITIAL * (2 ** (batch.attempts - 1)))
         log.warn("persistence: batch of {count} reports not stored (attempt {attempt}: {detail}); "
                  "retrying in {delay:.1f}s", count=len(batch.documents), attempt=batch.attempts,
@@ -463,6 +467,9 @@ class PersistenceService(Service):
 
     def _complete(self, batch: _Batch, started: float, duplicates: set[int], refused: list[dict]) -> None:
         self._inflight = None
+        if self._store_down:
+            self._store_down = False
+            self._publish_store_status(True, "")
         metrics.STORE_BATCH_SECONDS.observe(max(0.0, self.reactor.seconds() - started))
         refused_ids: set[str] = set()
         for error in refused:
@@ -545,6 +552,9 @@ class PersistenceService(Service):
             metrics.STORE_QUEUE.set(self._pending)
             log.warn("persistence: {count} deliveries not stored within {timeout}s; devices not acknowledged",
                      count=expired, timeout=self.store_timeout)
+            if not self._store_down:  # a store that does not answer at all is unavailable too
+                self._store_down = True
+                self._publish_store_status(False, f"not stored within {self.store_timeout}s")
             self._check_pressure()
             if self._flush_call is not None and not self._queue:
                 self._cancel(self._flush_call)
@@ -708,6 +718,13 @@ class PersistenceService(Service):
                 self.publisher.publish(event)
             except Exception:
                 log.failure("persistence: publishing {event!r} failed", event=event)
+
+    def _publish_store_status(self, available: bool, detail: str) -> None:
+        try:
+            self.publisher.publish(StoreStatus(available=available, time=_utc(self.reactor.seconds()),
+                                               detail=detail[:300]))
+        except Exception:
+            log.failure("persistence: publishing the store status failed")
 
     def _idle(self) -> bool:
         return (self._inflight is None and not self._queue and not self._dirty

@@ -186,7 +186,7 @@ class SessionRegistry(Service):
                                peer=connection.peer, transport=connection.transport_name,
                                listener=connection.listener))
 
-    def detach(self, connection: IDeviceConnection, reason: str) -> None:
+    def detach(self, connection: IDeviceConnection, reason: str, error: str = "") -> None:
         imei = connection.imei
         if self._current.get(imei) is not connection:
             log.debug("{driver} {imei} {peer}: stale connection closed ({why})", driver=connection.protocol,
@@ -200,7 +200,7 @@ class SessionRegistry(Service):
                  peer=connection.peer, why=reason)
         self._emit(self._event(DeviceDisconnected, imei=imei, protocol=connection.protocol,
                                server_time=_utc(self.reactor.seconds()), peer=connection.peer,
-                               reason=reason, listener=connection.listener))
+                               reason=reason, listener=connection.listener, error=error))
         if not self._current and self._drained:
             waiters, self._drained = self._drained, []
             for waiter in waiters:

@@ -7,14 +7,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest_twisted
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.task import deferLater
 
-from waygps.config import TokenConfig, WebSocketConfig
+from feed_support import connect
+from waygps.config import TokenConfig
 from waygps.events import DeviceConnected, Position
-from waygps.web.websocket import GpsFeedProtocol, find_token, message_for
+from waygps.web.websocket import find_token, message_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
 IMEI = "862894020180553"
@@ -24,30 +23,7 @@ OTHER = "356307042441013"
 def position(imei: str = IMEI, lat: float = -17.72, key: str = "k1") -> Position:
     return Position(imei=imei, protocol="test", device_time=NOW, server_time=NOW, event="GTFRI", key=key,
                     valid=True, latitude=lat, longitude=-63.1, speed=20.0, course=147.0, altitude=329.7,
-                    ignition=True, attributes={"battery_percent": 88})
-
-
-class Client(WebSocketClientProtocol):
-    def onOpen(self) -> None:
-        self.factory.opened.callback(self)
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.factory.messages.put(json.loads(payload))
-
-    def onClose(self, wasClean: bool, code: Any, reason: Any) -> None:
-        if not self.factory.opened.called:
-            self.factory.opened.errback(ConnectionError(f"closed: {code} {reason}"))
-        self.factory.closed.callback(reason)
-
-
-def connect(port: int, query: str = "", headers: dict | None = None) -> WebSocketClientFactory:
-    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/ws/gps/{query}", headers=headers or {})
-    factory.protocol = Client
-    factory.opened = Deferred()
-    factory.closed = Deferred()
-    factory.messages = DeferredQueue()
-    connectWS(factory)
-    return factory
+                    ignition=True, attributes={"battery": 88})
 
 
 def tokens() -> dict:
@@ -116,25 +92,6 @@ def test_subscription_narrows_the_feed(start_server: Any) -> None:
     update = yield client.messages.get()
     assert update["mobile_id"] == OTHER
     assert not client.messages.pending
-
-
-def test_slow_client_gets_the_latest_update_per_device() -> None:
-    sent: list[dict] = []
-    protocol = GpsFeedProtocol()
-    protocol.factory = type("F", (), {"config": WebSocketConfig(max_queue=2)})()
-    protocol.send = sent.append  # type: ignore[method-assign]
-    protocol.scope = TokenConfig(token_sha256="0" * 64, devices=None)
-    protocol.paused = True
-    for n in range(1000):
-        imei, message = message_for(position(IMEI if n % 2 else OTHER, lat=-10 - n / 1000, key=str(n)))
-        protocol.offer(imei, message)
-    for n in range(5):
-        protocol.offer(IMEI, {"type": "mobile_status", "mobile_id": IMEI, "status": str(n)})
-    assert len(protocol.latest) == 2 and len(protocol.backlog) == 2 and protocol.dropped == 3
-    protocol.paused = False
-    protocol.drain()
-    assert [m["type"] for m in sent] == ["mobile_status", "mobile_status", "gps_update", "gps_update"]
-    assert {m["data"]["latitud"] for m in sent[2:]} == {-10.998, -10.999}
 
 
 def test_tokens_compare_by_digest() -> None:

@@ -43,6 +43,10 @@ log = Logger(namespace="waygps.device")
 MAX_BACKLOG = 10_000
 
 
+# Close kinds that end a device's connection on a protocol error (published as ``DeviceDisconnected.error``).
+PROTOCOL_ERRORS = frozenset({"protocol", "codec_error"})
+
+
 def utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
@@ -195,7 +199,10 @@ class DeviceProtocol(Protocol):
         metrics.CONNECTIONS_CLOSED.labels(self.listener, self._close_kind).inc()
         self.factory.forget(self)
         if self.imei is not None:
-            self.context.sessions.detach(self, self._close_reason)
+            if self._close_kind in PROTOCOL_ERRORS:
+                self.context.sessions.detach(self, self._close_reason, error=self._close_reason)
+            else:
+                self.context.sessions.detach(self, self._close_reason)
         log.info("{driver} {imei} {peer}: disconnected ({why})", driver=self.protocol, imei=self.imei,
                  peer=self.peer, why=self._close_reason)
 

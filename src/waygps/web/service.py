@@ -1,4 +1,4 @@
-"""The HTTP port: WebSocket feed, /metrics, /health (one twisted.web site)."""
+"""The HTTP port: the map page, WebSocket feed, /metrics, /health (one twisted.web site)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class WebService:
         from autobahn.twisted.resource import WebSocketResource
 
         from waygps.web.health import listening_check, store_check
+        from waygps.web.map import MapPage, static_files
         from waygps.web.site import build_site
         from waygps.web.websocket import GpsFeedFactory
 
@@ -30,8 +31,10 @@ class WebService:
         checks = [store_check(server.store)] + [
             listening_check(f"listener {l.listener.name}", lambda l=l: l.port) for l in server.listeners
         ]
-        self.feed = GpsFeedFactory(self.config, server.store, server.bus)
-        self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed)}, reactor=server.reactor)
+        self.feed = GpsFeedFactory(self.config, server.store, server.bus, reactor=server.reactor)
+        page = MapPage(server.config.map, self.config.path)
+        self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed), "map": page,
+                                        "static": static_files()}, reactor=server.reactor, index=page)
 
     def start(self) -> Deferred:
         from waygps.service import StartupError
@@ -42,7 +45,7 @@ class WebService:
         except CannotListenError as e:
             raise StartupError(f"websocket.port: cannot listen on {self.config.host}:{self.config.port}: "
                                f"{e.socketError}") from None
-        log.info("web: http://{host}:{port}/ (WebSocket {path}, /metrics, /health)", host=self.config.host,
+        log.info("web: http://{host}:{port}/ (map; WebSocket {path}, /metrics, /health)", host=self.config.host,
                  port=self.bound_port, path=self.config.path)
         return succeed(None)
 

@@ -37,9 +37,11 @@ class _Branch(Resource):
 
 
 class _Index(_Branch):
+    page: Resource | None = None  # what ``/`` shows instead of the text index (the map page)
+
     def getChild(self, path: bytes, request: Any) -> Any:
         if path == b"":
-            return self
+            return self.page if self.page is not None else self
         return notFound()
 
     def render_GET(self, request: Any) -> bytes:
@@ -92,8 +94,10 @@ class WebSite(Site):
 
 
 def build_site(health_checks: Sequence[Check], extra: Mapping[str | bytes, Resource] | None = None, *,
-               reactor: Any, registry: CollectorRegistry = REGISTRY, health_timeout: float = 3.0) -> WebSite:
+               reactor: Any, registry: CollectorRegistry = REGISTRY, health_timeout: float = 3.0,
+               index: Resource | None = None) -> WebSite:
     root = _Index()
+    root.page = index
     mount(root, "metrics", MetricsResource(registry))
     mount(root, "health", HealthResource(health_checks, reactor, health_timeout))
     for path, resource in (extra or {}).items():

@@ -51,7 +51,7 @@ class FakeSessions:
     def attach(self, connection: Any) -> None:
         self.attached.append(connection)
 
-    def detach(self, connection: Any, reason: str) -> None:
+    def detach(self, connection: Any, reason: str, error: str = "") -> None:
         self.detached.append((connection, reason))
 
     def activity(self, connection: Any, now: Any) -> None:
