@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
     "device": ("waygps.cli.device", "register and list devices (the allow-list)", True),
     "status": ("waygps.cli.status", "a summary of a running server from its /metrics", False),
     "cleanup": ("waygps.cli.cleanup", "purge old position reports", True),
+    "simulate": ("waygps.cli.simulate", "drive simulated GV50 / Teltonika / generic devices against a server", False),
 }
 
 DEFAULT_CONFIG = "waygps.toml"
