@@ -143,7 +143,9 @@ class _Stream(Protocol):
         self.link = link
 
     def connectionMade(self) -> None:
-        self.transport.setTcpNoDelay(True)
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:  # small frames go out at once, as a device's do
+            no_delay(True)
         self.link.up(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
