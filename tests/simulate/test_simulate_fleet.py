@@ -97,8 +97,9 @@ def test_closed_loop_sends_the_next_report_when_the_last_is_acknowledged() -> No
     reactor.advance(0)
     protocol, transport = connect(reactor, 0)
     codec = Gv50StreamCodec()
-    for n in range(5):
-        data, _ = transport.value(), transport.clear()
+    for _ in range(5):
+        data = transport.value()
+        transport.clear()
         assert data.count(b"$") == 1
         protocol.dataReceived(replies(codec.receive(data, when(reactor.seconds()))))
         reactor.advance(0)
