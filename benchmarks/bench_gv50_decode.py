@@ -18,6 +18,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+from benchlib import machine  # noqa: I001  (puts src/ on the path)
 from waygps.actions import Store
 from waygps.drivers.gv50.codec import Gv50StreamCodec
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gv50 decode: {best:,.0f} GTFRI frames/s on one core "
           f"({args.frames} frames, {len(stream) / args.frames:.0f} bytes each, reads of {args.chunk} bytes, "
           f"best of {args.rounds}; Python {sys.version.split()[0]})")
+    print(machine())
     return 0
 
 

@@ -54,6 +54,9 @@ class FleetOptions:
     tick: float = 0.25
     #: With ``reports``: seconds to wait for the last acknowledgements before giving up.
     drain: float = 60.0
+    #: A device's first report comes at a random time within this many seconds after the ramp-up
+    #: slot (default: one interval, so the fleet's reports spread evenly).
+    first_report_within: float | None = None
 
 
 class DeviceLink:
@@ -216,7 +219,8 @@ class Fleet:
                                    rng.uniform(0, options.spread_km * 1000))
             track = Track(rng, now, lat, lon, route=options.route)
             model = model_class(imei_of(index, options.imei_prefix), track, options.settings, self.stats, rng)
-            first = now + options.ramp_up * n / max(1, options.devices) + rng.uniform(0, max(options.interval, 0))
+            spread = options.interval if options.first_report_within is None else options.first_report_within
+            first = now + options.ramp_up * n / max(1, options.devices) + rng.uniform(0, max(spread, 0.0))
             link = DeviceLink(self, model, first)
             model.on_ack = link.acknowledged
             self.links.append(link)
