@@ -38,7 +38,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from benchlib import Store, cpu_seconds, machine, raise_fd_limit  # noqa: E402  (puts src/ on the path)
+from benchlib import Store, cpu_split, machine, raise_fd_limit  # noqa: E402  (puts src/ on the path)
 from waygps.simulate.device import imei_of as simulated_imei  # noqa: E402
 
 
@@ -248,7 +248,7 @@ class _Loadgen:
                 for mark in (b"window begins", b"window ends"):
                     name = mark.decode().split()[1]
                     if mark in outer.out and name not in outer.samples:
-                        outer.samples[name] = (cpu_seconds(), outer.server.cpu())
+                        outer.samples[name] = (cpu_split(), outer.server.cpu())
 
             def errReceived(self, data: bytes) -> None:
                 outer.err = (outer.err + data)[-5000:]
@@ -292,7 +292,10 @@ async def waygps(server: Store, args: argparse.Namespace) -> dict[str, Any]:
             return {"pending": f"load generator failed: {gen.err.decode()[-500:]}"}
         result = json.loads(gen.out.decode().strip().splitlines()[-1])
         (own0, store0), (own1, store1) = gen.samples["begins"], gen.samples["ends"]
-        result["waygps_cpu_us"] = (own1 - own0) / max(1, result["acked"]) * 1e6
+        acked = max(1, result["acked"])
+        result["waygps_cpu_us"] = (sum(own1) - sum(own0)) / acked * 1e6
+        result["waygps_user_us"] = (own1[0] - own0[0]) / acked * 1e6
+        result["waygps_system_us"] = (own1[1] - own0[1]) / acked * 1e6
         if store0 is not None and store1 is not None:
             result["store_cpu_us"] = (store1 - store0) / max(1, result["acked"]) * 1e6
         await service.persistence.flush()
@@ -327,7 +330,8 @@ def report(limit: dict, simple: dict, ours: dict, args: argparse.Namespace) -> N
           f"({ours['acked']:,} acknowledged in {ours['seconds']:.1f} s; {ours['connected']} connections, "
           f"p50 {ours.get('p50_ms')} ms, p99 {ours.get('p99_ms')} ms, {ours['unexpected']} unexpected replies, "
           f"{ours['resent']} re-sent, {ours['lost']} lost connections)")
-    print(f"    CPU per stored-and-acknowledged report: WayGPS process {ours['waygps_cpu_us']:,.0f} us"
+    print(f"    CPU per stored-and-acknowledged report: WayGPS process {ours['waygps_cpu_us']:,.0f} us "
+          f"({ours['waygps_user_us']:,.0f} user + {ours['waygps_system_us']:,.0f} system)"
           + (f", store {ours['store_cpu_us']:,.0f} us" if "store_cpu_us" in ours else ""))
     if ours.get("batches"):
         print(f"    report batches: {ours['batches']:,.0f}, {ours['stored_total'] / ours['batches']:.0f} reports "

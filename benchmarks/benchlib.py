@@ -59,6 +59,16 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def cpu_split(pid: int | None = None) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far (this one by default)."""
+    if pid is None:
+        t = os.times()
+        return t.user, t.system
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
 def rss_bytes(pid: int | None = None) -> int:
     """Resident memory of a process, from /proc (this one by default)."""
     with open(f"/proc/{pid or 'self'}/statm") as f:
