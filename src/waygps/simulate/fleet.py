@@ -97,7 +97,8 @@ class DeviceLink:
     def down(self) -> None:
         if self.transport is not None:
             self.fleet.stats.connected -= 1
-            self.fleet.stats.disconnects += 1
+            if not self.fleet.stopping:  # closed by the server or the network, not by our stop()
+                self.fleet.stats.disconnects += 1
         self.transport = None
         self.connecting = False
         self.model.disconnected(self.fleet.now())

@@ -116,6 +116,7 @@ class Window:
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value * 1000:.0f}"
 
-        return (f"[{elapsed:6.0f}s] connected {stats.connected}/{stats.devices}  sent {rate['sent']:.0f}/s  "
+        failures = f" ({stats.connect_failures} connection attempts failed)" if stats.connect_failures else ""
+        return (f"[{elapsed:6.0f}s] connected {stats.connected}/{stats.devices}{failures}  sent {rate['sent']:.0f}/s  "
                 f"acked {rate['acked']:.0f}/s  re-sent {stats.resent}  pending {max(0, stats.sent - stats.acked)}"
                 f"  ack p50 {ms(p50)} ms p99 {ms(p99)} ms  total acked {stats.acked}")
