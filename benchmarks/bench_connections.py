@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         held, per = rows[-1][1], rows[-1][3]
         print(f"\n{held:,} connections held by one process, {per:.2f} KiB each above the idle baseline "
               f"(target: 10,000 under 10 KB)")
+    if len(rows) > 1:
+        (_, c0, r0, _), (_, c1, r1, _) = rows[-2], rows[-1]
+        if c1 > c0:
+            print(f"marginal: {(r1 - r0) * 1024 / (c1 - c0):.2f} KiB per connection from {c0:,} to {c1:,}")
     return 0
 
 
