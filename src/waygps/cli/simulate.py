@@ -97,7 +97,8 @@ def _options(args: argparse.Namespace) -> Any:
     return FleetOptions(driver=args.driver, host=host, port=port, devices=args.devices, interval=args.interval,
                         duration=args.duration, reports=args.reports, udp=args.udp, ramp_up=ramp,
                         settings=settings, seed=args.seed, center=args.center, spread_km=args.spread_km,
-                        route=route, first_device=args.first_device)
+                        route=route, first_device=args.first_device,
+                        tick=min(1.0, max(0.25, args.devices / 4000)))  # one pass over the fleet per tick
 
 
 def summary_table(summary: dict[str, Any], options: Any) -> str:
