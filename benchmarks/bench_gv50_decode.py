@@ -24,6 +24,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+from benchlib import machine  # noqa: I001  (puts src/ on the path)
 from waygps.actions import Store
 from waygps.drivers.gv50.codec import Gv50StreamCodec
 
@@ -90,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     path = " (general path)" if args.general else ""
     print(f"gv50 decode: {best:,.0f} {kind} frames/s on one core{path} "
           f"({args.frames} frames, {len(stream) / args.frames:.0f} bytes each, reads of {args.chunk} bytes, "
-          f"best of {args.rounds}; Python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f} "
-          f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} cores, shared machine)")
+          f"best of {args.rounds}; Python {sys.version.split()[0]})")
+    print(machine())
     return 0
 
 

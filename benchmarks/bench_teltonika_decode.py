@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchlib import machine  # noqa: I001  (puts src/ on the path)
 from waygps.actions import Store
 from waygps.drivers.teltonika import crc as crc_module
 from waygps.drivers.teltonika import codec as codec_module
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"{ratio:.2f}x the Node parser (target >= 1: {'met' if ratio >= 1 else 'NOT met'})")
         if parts:
             print(f"  {ours}: " + "; ".join(parts))
+    print(machine())
     return 0
 
 

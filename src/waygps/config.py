@@ -36,6 +36,9 @@ class MongoConfig:
     collections: Collections = Collections()
     write_concern: str = "majority"
     connect_timeout: float = 10.0
+    #: A ``2dsphere`` index on the history (``DadosVeiculo.location``): off by default, since it
+    #: costs most of an insert on the embedded store and few deployments query the history by place.
+    history_geo_index: bool = False
 
     @property
     def embedded(self) -> bool:

@@ -6,6 +6,12 @@ follows ``[retention] days``: created, changed in place with ``collMod`` (or
 dropped and created again where ``collMod`` is refused), or turned into a
 plain index when retention is off (``days = 0``), so that
 ``waygps cleanup`` still finds old reports by index.
+
+Geo indexes: ``Veiculo.location`` always gets a ``2dsphere`` (one document per
+device: cheap, answers "which vehicles are near here"); ``DadosVeiculo.location``
+only with ``[mongodb] history_geo_index = true``, because on the embedded store
+that index costs most of the time of an insert. The ``location`` field is in
+every history document either way, so the index can be added later.
 """
 
 from __future__ import annotations
@@ -130,15 +136,31 @@ async def _ensure_vehicle_unique(db: Any, name: str, existing: dict, report: dic
         report["problems"].append(f"{name}.{current['name']}: not unique")
 
 
+async def _ensure_geo(db: Any, name: str, existing: dict, wanted: bool, report: dict) -> None:
+    """Create ``location_2dsphere`` when ``wanted``; an index that exists is never dropped, only reported."""
+    current = existing.get(GEO)
+    if current is None:
+        if wanted:
+            await _ensure_plain(db, name, existing, [GEO], report)
+        return
+    if not wanted:
+        log.info("index {index} on {collection} exists although [mongodb] history_geo_index is off: left "
+                 "alone (dropping it makes history inserts several times faster on the embedded store)",
+                 index=current["name"], collection=name)
+        report["kept"].append(f"{name}.{current['name']}")
+
+
 async def _ensure(store: Any, config: Config) -> dict[str, list[str]]:
     names = config.mongodb.collections
     db = store.db
-    report: dict[str, list[str]] = {"created": [], "changed": [], "problems": []}
+    report: dict[str, list[str]] = {"created": [], "changed": [], "kept": [], "problems": []}
     positions = await _existing(db[names.positions])
-    await _ensure_plain(db, names.positions, positions, [TRACK, GEO], report)
+    await _ensure_plain(db, names.positions, positions, [TRACK], report)
+    await _ensure_geo(db, names.positions, positions, config.mongodb.history_geo_index, report)
     await _ensure_retention(db, names.positions, positions, config.retention.days, report)
     vehicles = await _existing(db[names.vehicles])
     await _ensure_vehicle_unique(db, names.vehicles, vehicles, report)
+    await _ensure_plain(db, names.vehicles, vehicles, [GEO], report)
     commands = await _existing(db[names.commands])
     await _ensure_plain(db, names.commands, commands, [COMMAND_QUEUE, COMMAND_EXPIRY], report)
     if config.rejected_frames.enabled:
@@ -149,5 +171,6 @@ async def _ensure(store: Any, config: Config) -> dict[str, list[str]]:
 
 
 def ensure_indexes(store: Any, config: Config) -> Deferred:
-    """Deferred[dict]: what was ``created`` / ``changed``, and ``problems`` left to an operator."""
+    """Deferred[dict]: what was ``created`` / ``changed``, what was ``kept`` although not wanted
+    (the history ``2dsphere`` with ``history_geo_index`` off), and ``problems`` left to an operator."""
     return ensureDeferred(_ensure(store, config))

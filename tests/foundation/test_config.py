@@ -191,3 +191,10 @@ def test_a_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
 def test_websocket_port_may_not_be_the_embedded_store_port() -> None:
     with pytest.raises(ConfigError, match="websocket.port: 27018 is already used by embedded.port"):
         build({"websocket": {"port": 27018}}, DRIVERS)
+
+
+def test_the_history_geo_index_is_off_unless_asked_for() -> None:
+    assert build({}).mongodb.history_geo_index is False
+    assert build({"mongodb": {"history_geo_index": True}}).mongodb.history_geo_index is True
+    with pytest.raises(ConfigError, match="mongodb.history_geo_index"):
+        build({"mongodb": {"history_geo_index": "yes"}})

@@ -31,8 +31,9 @@ def position(imei: str = IMEI, key: str = "k1", *, minutes: float = 0.0, lat: fl
 
 
 def config(database: str = "waygps", uri: str = "", days: int = 90, write_concern: str = "majority",
-           **persistence: Any) -> Config:
-    return Config(mongodb=MongoConfig(uri=uri, database=database, write_concern=write_concern),
+           history_geo_index: bool = False, **persistence: Any) -> Config:
+    return Config(mongodb=MongoConfig(uri=uri, database=database, write_concern=write_concern,
+                                      history_geo_index=history_geo_index),
                   persistence=PersistenceConfig(**persistence), retention=RetentionConfig(days=days))
 
 

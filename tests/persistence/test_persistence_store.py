@@ -45,9 +45,10 @@ class Running:
             self.unstored.append(event.document_id)
         self.published.append(event)
 
-    def start(self, days: int = 90, **persistence: Any) -> PersistenceService:
+    def start(self, days: int = 90, history_geo_index: bool = False, **persistence: Any) -> PersistenceService:
         persistence.setdefault("batch_interval_ms", 30.0)
-        cfg = config(database=self.db_name, uri=self.mongo_uri, days=days, **persistence)
+        cfg = config(database=self.db_name, uri=self.mongo_uri, days=days, history_geo_index=history_geo_index,
+                     **persistence)
         store = MongoStore(cfg.mongodb, self.mongo_uri)
         store.connect()
         service = PersistenceService(store, cfg, self.bus, reactor)
@@ -82,10 +83,11 @@ def test_prepare_creates_the_contract_indexes(running: Running) -> None:
     report = yield service.prepare()
     positions = indexes(running.sync["DadosVeiculo"])
     assert (("IMEI", 1), ("dataDevice", -1)) in positions
-    assert (("location", "2dsphere"),) in positions
+    assert (("location", "2dsphere"),) not in positions  # [mongodb] history_geo_index is off by default
     assert positions[(("dataServidor", 1),)]["expireAfterSeconds"] == 90 * 86400
     vehicles = indexes(running.sync["Veiculo"])
     assert vehicles[(("IMEI", 1),)]["unique"] is True
+    assert (("location", "2dsphere"),) in vehicles
     commands = indexes(running.sync["Comando"])
     assert (("IMEI", 1), ("status", 1), ("createdAt", 1)) in commands
     assert (("status", 1), ("expiresAt", 1)) in commands
@@ -94,7 +96,31 @@ def test_prepare_creates_the_contract_indexes(running: Running) -> None:
     assert report["created"][-2:] == ["FramesRejeitados", "FramesRejeitados.time_-1"]
     assert running.sync["FramesRejeitados"].options().get("capped") is True
     again = yield service.prepare()
-    assert again == {"created": [], "changed": [], "problems": []}
+    assert again == {"created": [], "changed": [], "kept": [], "problems": []}
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_history_geo_index_is_an_option_and_an_existing_one_is_left_alone(running: Running) -> None:
+    report = yield running.start(history_geo_index=True).prepare()
+    assert "DadosVeiculo.location_2dsphere" in report["created"]
+    assert (("location", "2dsphere"),) in indexes(running.sync["DadosVeiculo"])
+    report = yield running.start(history_geo_index=False).prepare()
+    assert report["kept"] == ["DadosVeiculo.location_2dsphere"] and report["created"] == []
+    assert (("location", "2dsphere"),) in indexes(running.sync["DadosVeiculo"])  # not dropped
+
+
+@pytest_twisted.inlineCallbacks
+def test_vehicles_near_a_place_are_found_by_the_vehicle_geo_index(running: Running) -> None:
+    service = running.start()
+    yield service.prepare()
+    service.startService()
+    yield service.deliver([position(key="0001", lat=-17.72, lon=-62.90), position(key="0002", imei="862894020180561",
+                                                                                  lat=-16.50, lon=-68.15)])
+    yield service.flush()
+    near = {"location": {"$near": {"$geometry": {"type": "Point", "coordinates": [-62.9, -17.7]},
+                                   "$maxDistance": 10000}}}
+    found = [d["IMEI"] for d in running.sync["Veiculo"].find(near)]
+    assert found == [persistence_support.IMEI]
 
 
 @pytest_twisted.inlineCallbacks

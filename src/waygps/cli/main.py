@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
     "status": ("waygps.cli.status", "a summary of a running server from its /metrics", False),
     "cleanup": ("waygps.cli.cleanup", "purge old position reports", True),
     "rejected": ("waygps.cli.rejected", "list rejected frames kept for diagnosis (FramesRejeitados)", True),
+    "simulate": ("waygps.cli.simulate", "drive simulated GV50 / Teltonika / generic devices against a server", False),
 }
 
 DEFAULT_CONFIG = "waygps.toml"
