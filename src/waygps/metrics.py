@@ -44,3 +44,5 @@ STORE_PAUSED = Gauge("waygps_store_backpressure", "1 while device reads are paus
 WEBSOCKET_CLIENTS = Gauge("waygps_websocket_clients", "Connected WebSocket clients")
 COMMANDS = Counter("waygps_command_transitions", "Command status changes", ["status"])
 COMMANDS_PENDING = Gauge("waygps_commands_pending", "Commands pending for devices on this instance")
+API_REQUESTS = Counter("waygps_api_requests", "HTTP API requests answered", ["endpoint", "status"])
+API_POINTS = Counter("waygps_api_points_exported", "Track points written by the HTTP API", ["format"])

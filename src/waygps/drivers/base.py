@@ -36,6 +36,7 @@ from waygps.commands.model import Command
 from waygps.config import ListenerConfig
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, ISessionRegistry
+from waygps.stats.recorder import NULL_STATS
 
 log = Logger(namespace="waygps.device")
 
@@ -61,6 +62,7 @@ class DriverContext:
     sink: IEventSink
     sessions: ISessionRegistry
     reactor: Any
+    stats: Any = NULL_STATS  # IStatsRecorder: the daily reception statistics
 
 
 class _AckQueue:
@@ -227,6 +229,7 @@ class DeviceProtocol(Protocol):
                          driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(foreign)))
                 return
             _count_events(self.protocol, action)
+            self.context.stats.received(self.listener, action.events)
             assert self._acks is not None
             self._acks.add(action, maybeDeferred(self.context.sink.deliver, action.events))
         elif isinstance(action, Identified):
@@ -234,6 +237,7 @@ class DeviceProtocol(Protocol):
         elif isinstance(action, Rejected):
             metrics.FRAMES_REJECTED.labels(self.protocol, action.reason).inc()
             metrics.FRAMES_RECEIVED.labels(self.protocol).inc()
+            self.context.stats.rejected(self.listener, action.reason)
             log.warn("{driver} {imei} {peer}: rejected ({reason}): {excerpt}", driver=self.protocol,
                      imei=self.imei, peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
             if action.reply:
@@ -241,6 +245,7 @@ class DeviceProtocol(Protocol):
                 self._acks.reply(action.reply)
         elif isinstance(action, Flagged):
             metrics.FRAMES_FLAGGED.labels(self.protocol, action.reason).inc()
+            self.context.stats.flagged(self.listener, action.reason)
             log.warn("{driver} {imei} {peer}: {reason}: {excerpt}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
         elif isinstance(action, Close):
@@ -439,12 +444,14 @@ class DeviceDatagramProtocol(DatagramProtocol):
             elif isinstance(action, Rejected):
                 metrics.FRAMES_REJECTED.labels(name, action.reason).inc()
                 metrics.FRAMES_RECEIVED.labels(name).inc()
+                self.context.stats.rejected(self.context.listener.name, action.reason)
                 log.warn("{driver} {peer}: datagram rejected ({reason}): {excerpt}", driver=name, peer=where,
                          reason=action.reason, excerpt=escaped(action.excerpt))
                 if action.reply:
                     self.transport.write(action.reply, address)
             elif isinstance(action, Flagged):
                 metrics.FRAMES_FLAGGED.labels(name, action.reason).inc()
+                self.context.stats.flagged(self.context.listener.name, action.reason)
                 log.warn("{driver} {peer}: {reason}: {excerpt}", driver=name, peer=where, reason=action.reason,
                          excerpt=escaped(action.excerpt))
             elif isinstance(action, Close):
@@ -487,6 +494,7 @@ class DeviceDatagramProtocol(DatagramProtocol):
                              imei=peer.imei, peer=where)
                     continue
                 _count_events(name, action)
+                self.context.stats.received(self.context.listener.name, action.events)
                 stored = maybeDeferred(self.context.sink.deliver, action.events)
                 stored.addCallbacks(self._acked, self._withheld, callbackArgs=(action, address),
                                     errbackArgs=(action, address))

@@ -22,6 +22,7 @@ class WebService:
     def build(self) -> None:
         from autobahn.twisted.resource import WebSocketResource
 
+        from waygps.web.api.resources import ApiResource
         from waygps.web.health import listening_check, store_check
         from waygps.web.site import build_site
         from waygps.web.websocket import GpsFeedFactory
@@ -31,7 +32,9 @@ class WebService:
             listening_check(f"listener {l.listener.name}", lambda l=l: l.port) for l in server.listeners
         ]
         self.feed = GpsFeedFactory(self.config, server.store, server.bus)
-        self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed)}, reactor=server.reactor)
+        extra = {self.config.path: WebSocketResource(self.feed),
+                 "api/v1": ApiResource(server.config, server.store, server.reactor)}
+        self.site = build_site(checks, extra, reactor=server.reactor)
 
     def start(self) -> Deferred:
         from waygps.service import StartupError
