@@ -49,7 +49,7 @@ def generate(legs: list[Leg], t0: datetime = T0, odometer: bool = False) -> list
 
 def document(imei: str, point: TrackPoint, n: int) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "_id": f"{imei}-{n:08d}", "IMEI": imei, "latitude": point.latitude, "longitude": point.longitude,
+        "_id": f"{imei}-{int(point.time.timestamp() * 1000)}-{n}", "IMEI": imei, "latitude": point.latitude, "longitude": point.longitude,
         "altitude": point.altitude, "speed": point.speed, "course": point.course, "satellites": point.satellites,
         "hdop": point.hdop, "ignicao": point.ignition, "valid": point.valid, "dataDevice": point.time,
         "dataServidor": point.received, "protocol": "generic", "event": point.event, "attributes": {}, "raw": "",

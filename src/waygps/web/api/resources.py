@@ -18,7 +18,9 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from twisted.internet.defer import inlineCallbacks
+from pymongo.errors import PyMongoError
+from twisted.internet.defer import CancelledError, inlineCallbacks
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -97,10 +99,16 @@ class ApiResource(Resource):
         if failure.check(ApiError):
             write_error(request, failure.value, endpoint)
             return
+        if failure.check(PyMongoError, ConnectionError, TimeoutError, CancelledError, ConnectionLost,
+                         ConnectionDone):
+            metrics.STORE_FAILURES.labels("api_read").inc()
+            log.warn("api {endpoint}: the store could not answer: {why}", endpoint=endpoint,
+                     why=failure.getErrorMessage())
+            write_error(request, ApiError(503, "store_unavailable",
+                                          f"the store could not answer: {failure.getErrorMessage()}"), endpoint)
+            return
         log.failure("api {endpoint}: failed", failure, endpoint=endpoint)
-        metrics.STORE_FAILURES.labels("api_read").inc()
-        write_error(request, ApiError(503, "store_unavailable",
-                                      f"the store could not answer: {failure.getErrorMessage()}"), endpoint)
+        write_error(request, ApiError(500, "internal_error", "internal error (logged on the server)"), endpoint)
 
     # --- authorisation -----------------------------------------------------------------
     def token(self, request: Any) -> TokenConfig:
@@ -108,7 +116,7 @@ class ApiResource(Resource):
         challenge = {b"www-authenticate": b'Bearer realm="waygps"'}
         if not header:
             raise ApiError(401, "unauthorized", "an Authorization: Bearer token is required", headers=challenge)
-        match = BEARER.match(header)
+        match = BEARER.match(header.decode("latin-1"))
         if match is None:
             raise ApiError(401, "unauthorized", "the Authorization header must be: Bearer TOKEN", headers=challenge)
         scope = find_token(self.config.websocket.tokens, match.group(1))
