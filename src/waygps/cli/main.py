@@ -19,6 +19,9 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
     "device": ("waygps.cli.device", "register and list devices (the allow-list)", True),
     "status": ("waygps.cli.status", "a summary of a running server from its /metrics", False),
     "cleanup": ("waygps.cli.cleanup", "purge old position reports", True),
+    "history": ("waygps.cli.history", "export a device's track (gpx, csv, geojson, json)", True),
+    "trips": ("waygps.cli.trips", "a device's trips and stops", True),
+    "stats": ("waygps.cli.stats", "daily reception statistics per listener", True),
 }
 
 DEFAULT_CONFIG = "waygps.toml"

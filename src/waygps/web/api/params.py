@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
+from waygps.history import times
 from waygps.web.api.errors import bad_parameter
 
-DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TRUE = frozenset({"true", "1", "yes"})
 FALSE = frozenset({"false", "0", "no"})
-DEFAULT_SPAN = timedelta(hours=24)
 
 
 def arg(args: Mapping[bytes, list[bytes]], name: str) -> str | None:
@@ -26,36 +24,13 @@ def arg(args: Mapping[bytes, list[bytes]], name: str) -> str | None:
     return text or None
 
 
-def parse_time(name: str, text: str, end_of_day: bool = False) -> datetime:
-    """ISO 8601 (``2026-11-28T10:00:00Z``, offsets, naive = UTC) or a day (``2026-11-28``).
-
-    A bare day as the end of a range means the end of that day.
-    """
-    if DAY.match(text):
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise bad_parameter(name, f"not a date: {text!r}") from None
-        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        return start + timedelta(days=1) if end_of_day else start
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad_parameter(name, f"expected an ISO 8601 time such as 2026-11-28T10:00:00Z, got {text!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
 def time_range(args: Mapping[bytes, list[bytes]], now: datetime) -> tuple[datetime, datetime]:
     """``from`` / ``to`` (``to`` exclusive); default: the 24 hours up to now."""
-    end_text = arg(args, "to")
-    start_text = arg(args, "from")
-    end = parse_time("to", end_text, end_of_day=True) if end_text else now
-    start = parse_time("from", start_text) if start_text else end - DEFAULT_SPAN
-    if start >= end:
-        raise bad_parameter("from", f"must be before to ({start.isoformat()} >= {end.isoformat()})")
-    return start, end
+    try:
+        return times.time_range(arg(args, "from"), arg(args, "to"), now)
+    except ValueError as e:
+        name, _, message = str(e).partition(": ")
+        raise bad_parameter(name, message) from None
 
 
 def choice(args: Mapping[bytes, list[bytes]], name: str, options: tuple[str, ...], default: str) -> str:
@@ -97,7 +72,10 @@ def day(args: Mapping[bytes, list[bytes]], name: str) -> str | None:
     text = arg(args, name)
     if text is None:
         return None
-    return parse_time(name, text).strftime("%Y-%m-%d")
+    try:
+        return times.parse_time(text).strftime("%Y-%m-%d")
+    except ValueError as e:
+        raise bad_parameter(name, str(e)) from None
 
 
 def any_text(args: Mapping[bytes, list[bytes]], name: str) -> Any:
