@@ -39,10 +39,27 @@ def points_of(docs: list[dict]) -> list[TrackPoint]:
 
 
 def iter_batches(collection: Any, query: TrackQuery, batch_size: int = BATCH_SIZE) -> Iterator[list[TrackPoint]]:
-    """Blocking (pymongo): lists of at most ``batch_size`` points, oldest first."""
-    cursor = (collection.find(query.filter(), dict(PROJECTION), limit=query.limit, batch_size=batch_size)
-              .sort(list(SORT)).hint(list(HINT)))
-    batch: list[dict] = []
+    """Blocking (pymongo): lists of at most ``batch_size`` points, oldest first.
+
+    The server creates the track index at startup; on a database it never ran on, the hint is
+    refused and the query goes without it (the planner still picks an index if there is one).
+    """
+    from pymongo.errors import OperationFailure
+
+    def open_(hint: bool) -> Any:
+        cursor = (collection.find(query.filter(), dict(PROJECTION), limit=query.limit, batch_size=batch_size)
+                  .sort(list(SORT)))
+        return cursor.hint(list(HINT)) if hint else cursor
+
+    cursor = open_(True)
+    try:
+        first = next(cursor, None)
+    except OperationFailure as e:
+        if "hint" not in str(e):
+            raise
+        cursor = open_(False)
+        first = next(cursor, None)
+    batch: list[dict] = [] if first is None else [first]
     try:
         for doc in cursor:
             batch.append(doc)
