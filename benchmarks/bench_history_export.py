@@ -149,7 +149,9 @@ def main() -> None:
         insert(db, args.points)
         print(f"inserted and indexed {args.points:,} points in {time.perf_counter() - started:.0f} s")
         config = work / "waygps.toml"
+        # retention off: the reports are from January, a 90-day TTL would delete them during the run
         config.write_text(f'[mongodb]\nuri = "{uri}"\ndatabase = "bench"\n[stats]\nenabled = false\n'
+                          '[retention]\ndays = 0\n'
                           f'[websocket]\nport = {web_port}\nhost = "127.0.0.1"\n'
                           f'[[websocket.tokens]]\ntoken = "{TOKEN}"\ndevices = "*"\n')
         server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "twistd"), "--nodaemon", "--pidfile=", "waygps",
