@@ -146,6 +146,27 @@ class CommandsConfig:
 
 
 @frozen
+class HistoryConfig:
+    """``[history]``: the HTTP API's track exports and the trip / stop rules (``waygps.history.trips``)."""
+
+    moving_speed_kmh: float = 5.0
+    min_stop_seconds: float = 300.0
+    max_gap_seconds: float = 1800.0
+    min_trip_distance_m: float = 200.0
+    use_ignition: bool = True
+    batch_size: int = 1000
+
+
+@frozen
+class StatsConfig:
+    """``[stats]``: daily reception statistics in ``EstadisticasRecepcion``."""
+
+    enabled: bool = True
+    flush_interval: float = 60.0
+    collection: str = "EstadisticasRecepcion"
+
+
+@frozen
 class LoggingConfig:
     format: str = "text"
     level: str = "info"
@@ -163,6 +184,8 @@ class Config:
     commands: CommandsConfig = CommandsConfig()
     logging: LoggingConfig = LoggingConfig()
     rejected_frames: RejectedFramesConfig = RejectedFramesConfig()
+    history: HistoryConfig = HistoryConfig()
+    stats: StatsConfig = StatsConfig()
     path: str = ""
 
 
@@ -329,6 +352,8 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
         "commands": lambda r: CommandsConfig(**_simple(CommandsConfig, "commands", r)),
         "logging": lambda r: LoggingConfig(**_simple(LoggingConfig, "logging", r)),
         "rejected_frames": lambda r: RejectedFramesConfig(**_simple(RejectedFramesConfig, "rejected_frames", r)),
+        "history": lambda r: HistoryConfig(**_simple(HistoryConfig, "history", r)),
+        "stats": lambda r: StatsConfig(**_simple(StatsConfig, "stats", r)),
     }
     values: dict[str, Any] = {}
     for name, value in raw.items():
@@ -400,6 +425,15 @@ def _check_values(config: Config) -> None:
     if config.logging.level not in ("debug", "info", "warn", "error"):
         raise ConfigError(f"logging.level: expected debug, info, warn or error, got {config.logging.level!r}")
     _port("embedded.port", config.embedded.port)
+    h = config.history
+    _positive("history.moving_speed_kmh", h.moving_speed_kmh)
+    _positive("history.min_stop_seconds", h.min_stop_seconds, allow_zero=True)
+    _positive("history.max_gap_seconds", h.max_gap_seconds)
+    _positive("history.min_trip_distance_m", h.min_trip_distance_m, allow_zero=True)
+    _positive("history.batch_size", h.batch_size)
+    _positive("stats.flush_interval", config.stats.flush_interval)
+    if not config.stats.collection or "$" in config.stats.collection:
+        raise ConfigError(f"stats.collection: not a collection name: {config.stats.collection!r}")
 
 
 # --- environment -----------------------------------------------------------

@@ -140,3 +140,23 @@ class IDriver(Interface):
 
     def decode(data, now, transport):
         """Offline decoding for `waygps decode`: a list of events and rejections for captured bytes."""
+
+
+class IStatsRecorder(Interface):
+    """Where the daily reception statistics are counted (``waygps.stats``).
+
+    Drivers call it next to their metrics; what the bus carries (stored
+    reports, sessions, command statuses) the collector reads itself.
+    """
+
+    def received(listener, events):
+        """A frame of ``events`` from a device on ``listener`` goes to the store."""
+
+    def rejected(listener, reason):
+        """A frame on ``listener`` was thrown away for ``reason``."""
+
+    def flagged(listener, reason):
+        """A frame on ``listener`` was kept but flagged for ``reason``."""
+
+    def duplicate(imei, protocol):
+        """A re-sent report was recognised as already stored."""

@@ -60,3 +60,5 @@ WEBSOCKET_BAD_MESSAGES = Counter("waygps_websocket_bad_messages", "Client messag
 WEBSOCKET_STALE = Counter(
     "waygps_websocket_stale_updates", "Stored reports not sent as gps_update: older than the newest one sent"
 )
+API_REQUESTS = Counter("waygps_api_requests", "HTTP API requests answered", ["endpoint", "status"])
+API_POINTS = Counter("waygps_api_points_exported", "Track points written by the HTTP API", ["format"])

@@ -61,6 +61,7 @@ from waygps.events import Alarm, DeviceConnected, DeviceDisconnected, Position, 
 from waygps.indexes import ensure_indexes
 from waygps.interfaces import IEventPublisher, IEventSink
 from waygps.quality import assess
+from waygps.stats.recorder import NULL_STATS
 from waygps.vehicles import VehicleDelta, touches_vehicle
 
 log = Logger(namespace="waygps.persistence")
@@ -153,6 +154,7 @@ class _Batch:
 @implementer(IEventSink)
 class PersistenceService(Service):
     name = "persistence"
+    stats: Any = NULL_STATS  # IStatsRecorder, set by the server
 
     def __init__(self, store: Any, config: Config, publisher: IEventPublisher, reactor: Any) -> None:
         self.store = store
@@ -491,6 +493,7 @@ class PersistenceService(Service):
                 if batch.attempts == 1:
                     old_copies.add(doc["_id"])
                     metrics.DUPLICATES.labels(doc["protocol"]).inc()
+                    self.stats.duplicate(doc["IMEI"], doc["protocol"])
             else:
                 metrics.REPORTS_STORED.labels(doc["protocol"]).inc()
         if old_copies:

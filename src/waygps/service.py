@@ -125,12 +125,17 @@ class WayGPSService(MultiService):
         self.commands = CommandService(self.store, self.sessions, self.bus, config.commands, reactor,
                                        instance_id=self.instance_id)
         from waygps.rejected import RejectedFrames
+        from waygps.stats.collector import StatsCollector
+        from waygps.stats.recorder import NULL_STATS
 
         self.rejected = RejectedFrames(self.store, config, reactor)
+        self.stats: Any = (StatsCollector(config.stats, self.store, self.bus, reactor, self.instance_id)
+                           if config.stats.enabled else None)
+        self.persistence.stats = self.stats or NULL_STATS
         self.listeners: list[ListenerService] = []
         for index, listener in enumerate(config.listeners):
             context = DriverContext(listener=listener, sink=self.persistence, sessions=self.sessions,
-                                    reactor=reactor, rejected=self.rejected)
+                                    reactor=reactor, rejected=self.rejected, stats=self.stats or NULL_STATS)
             self.listeners.append(ListenerService(index, listener, drivers[listener.driver], context))
         from waygps.web.service import WebService
 
@@ -175,6 +180,10 @@ class WayGPSService(MultiService):
             yield maybeDeferred(part.startService)
             self._running_parts.append(part)
         yield self.sessions.reset_stale()
+        if self.stats is not None:
+            yield self.stats.ensure_indexes()
+            self.stats.start()
+            self._running_parts.append(self.stats)
         for listener in self.listeners:
             listener.listen()
             self._running_parts.append(listener)
@@ -223,6 +232,8 @@ class WayGPSService(MultiService):
                 continue
             if part is self.web:
                 yield _quietly(maybeDeferred(self.web.stop))
+            elif part is self.stats:
+                yield _quietly(self.stats.stop())
             elif part is self.embedded:
                 yield _quietly(self.store.close())
                 yield _quietly(self.embedded.stopService())

@@ -5,6 +5,7 @@ Skipped, with the reason printed, where Chromium or chromedriver cannot be found
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -126,3 +127,42 @@ def test_without_a_token_the_page_asks_once_and_reconnects_after_the_server_clos
     yield deferToThread(browser.wait_for, "window.WayGPS && WayGPS.state.connection === 'connected'")
     assert (yield deferToThread(browser.driver.execute_script,
                                 "return document.getElementById('token-form').hidden;"))
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_replay_panel_draws_a_stored_day_lists_its_trip_and_plays_it(start_server: Any,
+                                                                        browser: Browser) -> None:
+    server = yield start_server(listeners=[{"driver": "gv50", "transport": "tcp"}],
+                                websocket={"tokens": [{"token": "map-secret", "devices": "*"}]},
+                                map={"tiles": NO_TILES})
+    device = FakeDevice()
+    yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port(0)), device)
+    start = recent(900)
+    try:
+        # About 1.1 km north every two minutes with the ignition on, then the ignition off: one trip.
+        for step in range(5):
+            when = start + timedelta(seconds=120 * step)
+            yield device.report(gtfri(IMEI, LAT + 0.01 * step, LON, when, 0x20 + step, speed=33.0,
+                                      ignition=step < 4))
+    finally:
+        device.transport.loseConnection()
+    yield device.closed
+
+    yield deferToThread(browser.driver.get, f"http://127.0.0.1:{server.web_port}/#token=map-secret")
+    yield deferToThread(browser.wait_for, f"window.WayGPS && WayGPS.replay && "
+                                          f"WayGPS.replay.device.querySelector('option[value=\"{IMEI}\"]')")
+    day = start.strftime("%Y-%m-%d")
+    yield deferToThread(browser.driver.execute_script,
+                        f"WayGPS.replay.device.value = '{IMEI}'; WayGPS.replay.day.value = '{day}';"
+                        f"WayGPS.replay.load.click();")
+    points = yield deferToThread(browser.wait_for, "WayGPS.replay.track && WayGPS.replay.track.latlngs.length")
+    assert points == 5
+    first = yield deferToThread(browser.driver.execute_script, "return WayGPS.replay.track.latlngs[0];")
+    assert first == pytest.approx([LAT, LON], abs=1e-6)
+    trips = yield deferToThread(browser.wait_for, "document.querySelectorAll('.wg-replay-trips li').length")
+    assert trips == 1
+    # Play: the marker leaves the first point along the track.
+    yield deferToThread(browser.driver.execute_script, "WayGPS.replay.speed.value = '300'; WayGPS.replay.play.click();")
+    moved = yield deferToThread(browser.wait_for, "WayGPS.replay.marker.getLatLng().lat > "
+                                                  f"{LAT + 0.001} && WayGPS.replay.marker.getLatLng().lat")
+    assert LAT < moved <= LAT + 0.04 + 1e-6

@@ -21,6 +21,9 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
     "cleanup": ("waygps.cli.cleanup", "purge old position reports", True),
     "rejected": ("waygps.cli.rejected", "list rejected frames kept for diagnosis (FramesRejeitados)", True),
     "simulate": ("waygps.cli.simulate", "drive simulated GV50 / Teltonika / generic devices against a server", False),
+    "history": ("waygps.cli.history", "export a device's track (gpx, csv, geojson, json)", True),
+    "trips": ("waygps.cli.trips", "a device's trips and stops", True),
+    "stats": ("waygps.cli.stats", "daily reception statistics per listener", True),
 }
 
 DEFAULT_CONFIG = "waygps.toml"

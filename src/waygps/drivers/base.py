@@ -37,6 +37,7 @@ from waygps.config import ListenerConfig
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, ISessionRegistry
 from waygps.rejected import RejectedFrame
+from waygps.stats.recorder import NULL_STATS
 
 log = Logger(namespace="waygps.device")
 
@@ -67,6 +68,7 @@ class DriverContext:
     sessions: ISessionRegistry
     reactor: Any
     rejected: Any = None  # waygps.rejected.RejectedFrames: where rejected / odd frames are kept
+    stats: Any = NULL_STATS  # IStatsRecorder: the daily reception statistics
 
 
 def keep_frame(context: DriverContext, driver: str, imei: str | None, peer: str,
@@ -248,6 +250,7 @@ class DeviceProtocol(Protocol):
                          driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(foreign)))
                 return
             _count_events(self.protocol, action)
+            self.context.stats.received(self.listener, action.events)
             assert self._acks is not None
             self._acks.add(action, maybeDeferred(self.context.sink.deliver, action.events))
         elif isinstance(action, Identified):
@@ -255,6 +258,7 @@ class DeviceProtocol(Protocol):
         elif isinstance(action, Rejected):
             metrics.FRAMES_REJECTED.labels(self.protocol, action.reason).inc()
             metrics.FRAMES_RECEIVED.labels(self.protocol).inc()
+            self.context.stats.rejected(self.listener, action.reason)
             log.warn("{driver} {imei} {peer}: rejected ({reason}): {excerpt}", driver=self.protocol,
                      imei=self.imei, peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
             keep_frame(self.context, self.protocol, self.imei, self.peer, action)
@@ -263,6 +267,7 @@ class DeviceProtocol(Protocol):
                 self._acks.reply(action.reply)
         elif isinstance(action, Flagged):
             metrics.FRAMES_FLAGGED.labels(self.protocol, action.reason).inc()
+            self.context.stats.flagged(self.listener, action.reason)
             log.warn("{driver} {imei} {peer}: {reason}: {excerpt}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, reason=action.reason, excerpt=escaped(action.excerpt))
             keep_frame(self.context, self.protocol, self.imei, self.peer, action)
@@ -462,6 +467,7 @@ class DeviceDatagramProtocol(DatagramProtocol):
             elif isinstance(action, Rejected):
                 metrics.FRAMES_REJECTED.labels(name, action.reason).inc()
                 metrics.FRAMES_RECEIVED.labels(name).inc()
+                self.context.stats.rejected(self.context.listener.name, action.reason)
                 log.warn("{driver} {peer}: datagram rejected ({reason}): {excerpt}", driver=name, peer=where,
                          reason=action.reason, excerpt=escaped(action.excerpt))
                 keep_frame(self.context, name, peer.imei if peer else None, where, action)
@@ -469,6 +475,7 @@ class DeviceDatagramProtocol(DatagramProtocol):
                     self.transport.write(action.reply, address)
             elif isinstance(action, Flagged):
                 metrics.FRAMES_FLAGGED.labels(name, action.reason).inc()
+                self.context.stats.flagged(self.context.listener.name, action.reason)
                 log.warn("{driver} {peer}: {reason}: {excerpt}", driver=name, peer=where, reason=action.reason,
                          excerpt=escaped(action.excerpt))
                 keep_frame(self.context, name, peer.imei if peer else None, where, action)
@@ -512,6 +519,7 @@ class DeviceDatagramProtocol(DatagramProtocol):
                              imei=peer.imei, peer=where)
                     continue
                 _count_events(name, action)
+                self.context.stats.received(self.context.listener.name, action.events)
                 stored = maybeDeferred(self.context.sink.deliver, action.events)
                 stored.addCallbacks(self._acked, self._withheld, callbackArgs=(action, address),
                                     errbackArgs=(action, address))

@@ -22,6 +22,7 @@ class WebService:
     def build(self) -> None:
         from autobahn.twisted.resource import WebSocketResource
 
+        from waygps.web.api.resources import ApiResource
         from waygps.web.health import listening_check, store_check
         from waygps.web.map import MapPage, static_files
         from waygps.web.site import build_site
@@ -33,8 +34,9 @@ class WebService:
         ]
         self.feed = GpsFeedFactory(self.config, server.store, server.bus, reactor=server.reactor)
         page = MapPage(server.config.map, self.config.path)
-        self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed), "map": page,
-                                        "static": static_files()}, reactor=server.reactor, index=page)
+        extra = {self.config.path: WebSocketResource(self.feed), "map": page, "static": static_files(),
+                 "api/v1": ApiResource(server.config, server.store, server.reactor)}
+        self.site = build_site(checks, extra, reactor=server.reactor, index=page)
 
     def start(self) -> Deferred:
         from waygps.service import StartupError

@@ -1,0 +1,62 @@
+"""Counts of one instance since its last flush, per listener and UTC day. Pure: time is an argument.
+
+Fields (dotted paths, as ``$inc`` takes them): ``received``, ``stored``,
+``duplicates``, ``rejected``, ``rejected_by.<reason>``, ``flagged``,
+``flagged_by.<reason>``, ``commands.<sent|confirmed|failed>``, and two
+latency histograms ``store_latency`` (receipt to stored) and
+``device_delay`` (device time to receipt), each ``count``, ``sum_ms`` and
+``buckets.<bucket>``. Devices seen connected are kept apart (``devices``) and
+written with ``$addToSet``, so a device counts once a day however many
+instances saw it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime, timezone
+
+from waygps.stats.histogram import bucket_of
+
+COMMAND_STATUSES = frozenset({"sent", "confirmed", "failed"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+MAX_REASON = 64
+
+
+def day_of(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def safe_key(text: str) -> str:
+    """A reason as a field name: no dots, no ``$``, bounded length (a device cannot invent long fields)."""
+    return _UNSAFE.sub("_", text)[:MAX_REASON] or "unknown"
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.devices: dict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts) or bool(self.devices)
+
+    def add(self, listener: str, now: datetime, field: str, amount: float = 1) -> None:
+        self.counts[(listener, day_of(now))][field] += amount
+
+    def device(self, listener: str, now: datetime, imei: str) -> None:
+        self.devices[(listener, day_of(now))].add(imei)
+
+    def latency(self, listener: str, now: datetime, name: str, seconds: float) -> None:
+        ms = max(0.0, seconds * 1000.0)
+        counts = self.counts[(listener, day_of(now))]
+        counts[f"{name}.count"] += 1
+        counts[f"{name}.sum_ms"] += ms
+        counts[f"{name}.buckets.{bucket_of(ms)}"] += 1
+
+    def reason(self, listener: str, now: datetime, kind: str, reason: str) -> None:
+        counts = self.counts[(listener, day_of(now))]
+        counts[kind] += 1
+        counts[f"{kind}_by.{safe_key(reason)}"] += 1
+
+    def keys(self) -> set[tuple[str, str]]:
+        return set(self.counts) | set(self.devices)

@@ -1,0 +1,80 @@
+"""The pure parts of the statistics: tally, buckets and percentiles, flush building, the daily row."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from waygps.stats.histogram import EDGES_MS, bucket_of, percentile
+from waygps.stats.report import daily, day_filter, render_table
+from waygps.stats.tally import Tally, safe_key
+from waygps.stats.writer import flushes_of, update_of
+
+NOON = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+MIDNIGHT_BEFORE = datetime(2026, 11, 28, 23, 59, 59, tzinfo=timezone.utc)
+AFTER = datetime(2026, 11, 29, 0, 0, 1, tzinfo=timezone.utc)
+
+
+def test_buckets_and_percentiles():
+    assert bucket_of(0) == "le_1" and bucket_of(1) == "le_1" and bucket_of(1.5) == "le_2"
+    assert bucket_of(10 ** 12) == "inf"
+    # 100 samples: 94 at 3 ms, 6 at 700 ms -> p95 falls in the 1000 ms bucket, the mean is not.
+    buckets = {bucket_of(3): 94, bucket_of(700): 6}
+    assert percentile(buckets, 0.95) == 1000
+    assert percentile(buckets, 0.50) == 5
+    assert percentile({}, 0.95) is None
+    assert percentile({"inf": 3}, 0.95) == EDGES_MS[-1]
+    # Bucket counts merge by addition: two halves give the same percentile as the whole.
+    a, b = {bucket_of(3): 50, bucket_of(700): 3}, {bucket_of(3): 44, bucket_of(700): 3}
+    merged = {k: a.get(k, 0) + b.get(k, 0) for k in set(a) | set(b)}
+    assert percentile(merged, 0.95) == percentile(buckets, 0.95)
+
+
+def test_tally_splits_by_listener_and_utc_day():
+    tally = Tally()
+    tally.add("gv50", MIDNIGHT_BEFORE, "received", 3)
+    tally.add("gv50", AFTER, "received")
+    tally.reason("gv50", NOON, "rejected", "bad.checksum$x")
+    tally.device("teltonika", NOON, "1")
+    tally.device("teltonika", NOON, "1")
+    tally.latency("gv50", NOON, "store_latency", 0.004)
+    assert tally.counts[("gv50", "2026-11-28")]["received"] == 3
+    assert tally.counts[("gv50", "2026-11-29")]["received"] == 1
+    assert tally.counts[("gv50", "2026-11-28")]["rejected_by.bad_checksum_x"] == 1
+    assert tally.devices[("teltonika", "2026-11-28")] == {"1"}
+    assert tally.counts[("gv50", "2026-11-28")]["store_latency.buckets.le_5"] == 1
+    assert safe_key("x" * 500) == "x" * 64 and safe_key("") == "unknown"
+
+
+def test_a_flush_is_an_idempotent_update():
+    tally = Tally()
+    tally.add("gv50", NOON, "stored", 5)
+    tally.device("gv50", NOON, "862894020180553")
+    [flush] = flushes_of(tally, "host/run1", 7)
+    assert flush.id == "host/run1/7" and flush.document_id == "2026-11-28|gv50"
+    query, update = update_of(flush, NOON)
+    assert query == {"_id": "2026-11-28|gv50", "applied": {"$ne": "host/run1/7"}}
+    assert update["$inc"] == {"stored": 5}
+    assert update["$push"] == {"applied": "host/run1/7"}
+    assert update["$addToSet"] == {"devices": {"$each": ["862894020180553"]}}
+    assert update["$setOnInsert"]["day"] == "2026-11-28"
+
+
+def test_daily_row_and_table():
+    doc = {"day": "2026-11-28", "listener": "gv50", "devices": ["1", "2"], "received": 10, "stored": 9,
+           "duplicates": 1, "rejected": 1, "rejected_by": {"bad_checksum": 1}, "commands": {"sent": 2},
+           "store_latency": {"count": 4, "sum_ms": 40.0, "buckets": {"le_10": 3, "le_50": 1}}}
+    row = daily(doc)
+    assert row["devices_connected"] == 2 and row["commands"] == {"sent": 2, "confirmed": 0, "failed": 0}
+    assert row["store_latency"] == {"count": 4, "mean_ms": 10.0, "p95_ms": 50.0}
+    assert row["device_delay"] == {"count": 0, "mean_ms": None, "p95_ms": None}
+    text = render_table([row])
+    assert text.splitlines()[0].split()[:4] == ["day", "listener", "devices", "received"]
+    assert text.splitlines()[1].split()[:4] == ["2026-11-28", "gv50", "2", "10"]
+    assert day_filter("2026-11-01", None, "gv50") == {"day": {"$gte": "2026-11-01"}, "listener": "gv50"}
+
+
+@pytest.mark.parametrize("reason", ["a.b", "$set", "x y"])
+def test_reasons_cannot_make_bad_field_names(reason):
+    assert "." not in safe_key(reason) and "$" not in safe_key(reason)
