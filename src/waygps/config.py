@@ -109,6 +109,7 @@ class CommandsConfig:
     max_attempts: int = 3
     expiry_hours: float = 24.0
     block_max_speed_kmh: float = 20.0
+    block_speed_max_age: float = 600.0  # seconds; an older speed counts as unknown (the guard waits)
     instance_id: str = ""
 
 
@@ -346,6 +347,7 @@ def _check_values(config: Config) -> None:
     _positive("commands.max_attempts", c.max_attempts)
     _positive("commands.expiry_hours", c.expiry_hours)
     _positive("commands.block_max_speed_kmh", c.block_max_speed_kmh, allow_zero=True)
+    _positive("commands.block_speed_max_age", c.block_speed_max_age)
     if config.logging.format not in ("text", "json"):
         raise ConfigError(f"logging.format: expected 'text' or 'json', got {config.logging.format!r}")
     if config.logging.level not in ("debug", "info", "warn", "error"):

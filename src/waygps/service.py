@@ -123,7 +123,7 @@ class WayGPSService(MultiService):
         self.persistence = PersistenceService(self.store, config, self.bus, reactor)
         self.sessions = SessionRegistry(self.store, self.persistence, self.bus, reactor, self.instance_id)
         self.commands = CommandService(self.store, self.sessions, self.bus, config.commands, reactor,
-                                       instance_id=self.instance_id)
+                                       instance_id=self.instance_id, drivers=drivers)
         self.listeners: list[ListenerService] = []
         for index, listener in enumerate(config.listeners):
             context = DriverContext(listener=listener, sink=self.persistence, sessions=self.sessions,

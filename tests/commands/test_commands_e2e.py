@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pytest_twisted
@@ -31,8 +32,10 @@ DOUT1_ON = bytes.fromhex("00000000000000210C010600000019444F5554313A4F4E2054696D
 
 
 def gtfri(speed: float, count: int, imei: str = GV50_IMEI) -> bytes:
-    """Sample S1 with another speed and count (a new report each time)."""
-    return (f"+RESP:GTFRI,060228,{imei},,,10,1,1,{speed:.1f},147,329.7,-62.899703,-17.720434,20160309113548,"
+    """Sample S1 with another speed and count (a new report each time), fixed now: the speed guard
+    takes a speed only while it is recent."""
+    fix = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return (f"+RESP:GTFRI,060228,{imei},,,10,1,1,{speed:.1f},147,329.7,-62.899703,-17.720434,{fix},"
             f"0736,0003,6AAE,3381,00,913.3,,,,0,220101,,,,20160309{73554 + count:06d},{count:04X}$").encode()
 
 

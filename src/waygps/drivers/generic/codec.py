@@ -90,6 +90,12 @@ def split_lines(data: bytes) -> list[bytes]:
     return [line for line in data.replace(b"\r", b"\n").split(b"\n") if line.strip()]
 
 
+def cuts_engine(command: Command) -> bool:
+    """Generic devices (phone apps, scripts, simple trackers) have no known output command: only a
+    ``block`` would cut an engine, and they are never sent one."""
+    return command.type == "block"
+
+
 def encode_text_command(command: Command) -> bytes:
     """Only ``custom`` has a meaning for devices without a protocol: its text, as one line."""
     if command.type != "custom":
@@ -144,6 +150,9 @@ class GenericStreamCodec:
         if self.mode != "lines":
             raise UnsupportedCommand("an HTTP client cannot be sent commands")
         return encode_text_command(command)
+
+    def cuts_engine(self, command: Command) -> bool:
+        return cuts_engine(command)
 
     # --- lines -------------------------------------------------------------------
     def _lines(self, actions: list[Action], now: datetime) -> None:
@@ -302,6 +311,9 @@ class GenericDatagramCodec:
 
     def encode_command(self, command: Command, now: datetime) -> bytes:
         return encode_text_command(command)
+
+    def cuts_engine(self, command: Command) -> bool:
+        return cuts_engine(command)
 
 
 __all__ = [
