@@ -74,6 +74,7 @@ class ListenerConfig:
 class TokenConfig:
     token_sha256: str
     devices: frozenset[str] | None  # None = every device
+    secret: str = field(default="", repr=False, eq=False)  # the plaintext when configured so: redacted from logs
 
     def allows(self, imei: str) -> bool:
         return self.devices is None or imei in self.devices
@@ -82,10 +83,18 @@ class TokenConfig:
 @frozen
 class WebSocketConfig:
     port: int = 8000
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # the web port (WebSocket, /metrics, /health): loopback unless configured
     path: str = "/ws/gps/"
     tokens: tuple[TokenConfig, ...] = ()
     max_queue: int = 1000
+
+
+@frozen
+class WebConfig:
+    """``[web]``: settings of the web port that are not the WebSocket feed's (its address and port
+    stay ``[websocket] host`` / ``port``)."""
+
+    metrics_token: str = field(default="", repr=False)  # when set, /metrics and /health require it
 
 
 @frozen
@@ -125,6 +134,7 @@ class Config:
     embedded: EmbeddedConfig = EmbeddedConfig()
     listeners: tuple[ListenerConfig, ...] = ()
     websocket: WebSocketConfig = WebSocketConfig()
+    web: WebConfig = WebConfig()
     persistence: PersistenceConfig = PersistenceConfig()
     retention: RetentionConfig = RetentionConfig()
     commands: CommandsConfig = CommandsConfig()
@@ -253,7 +263,7 @@ def _token(index: int, raw: Any) -> TokenConfig:
         devices = frozenset(devices_raw)
     else:
         raise ConfigError(f"{key}.devices: expected \"*\" or a list of IMEIs, got {devices_raw!r}")
-    return TokenConfig(token_sha256=digest, devices=devices)
+    return TokenConfig(token_sha256=digest, devices=devices, secret=raw.get("token", ""))
 
 
 def _websocket(raw: Mapping[str, Any]) -> WebSocketConfig:
@@ -280,6 +290,7 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
         "mongodb": _mongodb,
         "embedded": lambda r: EmbeddedConfig(**_simple(EmbeddedConfig, "embedded", r)),
         "websocket": _websocket,
+        "web": lambda r: WebConfig(**_simple(WebConfig, "web", r)),
         "persistence": lambda r: PersistenceConfig(**_simple(PersistenceConfig, "persistence", r)),
         "retention": lambda r: RetentionConfig(**_simple(RetentionConfig, "retention", r)),
         "commands": lambda r: CommandsConfig(**_simple(CommandsConfig, "commands", r)),
@@ -390,7 +401,8 @@ def apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, 
     """Secrets and the store's URI from the environment win over the file.
 
     ``WAYGPS_MONGODB_URI``, ``WAYGPS_MONGODB_DATABASE`` and
-    ``WAYGPS_WEBSOCKET_TOKEN`` (one more token that sees every device).
+    ``WAYGPS_WEBSOCKET_TOKEN`` (one more token that sees every device) and
+    ``WAYGPS_WEB_METRICS_TOKEN`` (``[web] metrics_token``).
     """
     raw = dict(raw)
     mongodb = dict(raw.get("mongodb", {}))
@@ -400,6 +412,9 @@ def apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, 
         mongodb["database"] = env[f"{ENV_PREFIX}MONGODB_DATABASE"]
     if mongodb:
         raw["mongodb"] = mongodb
+    metrics_token = env.get(f"{ENV_PREFIX}WEB_METRICS_TOKEN")
+    if metrics_token:
+        raw["web"] = {**dict(raw.get("web", {})), "metrics_token": metrics_token}
     token = env.get(f"{ENV_PREFIX}WEBSOCKET_TOKEN")
     if token:
         websocket = dict(raw.get("websocket", {}))

@@ -44,3 +44,4 @@ STORE_PAUSED = Gauge("waygps_store_backpressure", "1 while device reads are paus
 WEBSOCKET_CLIENTS = Gauge("waygps_websocket_clients", "Connected WebSocket clients")
 COMMANDS = Counter("waygps_command_transitions", "Command status changes", ["status"])
 COMMANDS_PENDING = Gauge("waygps_commands_pending", "Commands pending for devices on this instance")
+WEB_REFUSED = Counter("waygps_web_refused", "Web requests refused for a missing or wrong token", ["resource", "code"])

@@ -191,3 +191,21 @@ def test_a_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
 def test_websocket_port_may_not_be_the_embedded_store_port() -> None:
     with pytest.raises(ConfigError, match="websocket.port: 27018 is already used by embedded.port"):
         build({"websocket": {"port": 27018}}, DRIVERS)
+
+
+def test_safe_defaults_web_on_loopback_listeners_on_every_address() -> None:
+    config = build({"listener": [{"driver": "gv50", "port": 5004}]})
+    assert config.websocket.host == "127.0.0.1"
+    assert config.listeners[0].host == "0.0.0.0"
+    assert config.web.metrics_token == ""
+    assert build({"websocket": {"host": "0.0.0.0"}}).websocket.host == "0.0.0.0"
+
+
+def test_web_metrics_token_from_file_or_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[web]\nmetrics_token = "from-file"\n')
+    assert load(path, DRIVERS, env={}).web.metrics_token == "from-file"
+    assert load(path, DRIVERS, env={"WAYGPS_WEB_METRICS_TOKEN": "from-env"}).web.metrics_token == "from-env"
+    with pytest.raises(ConfigError, match="web.metrics_token: expected"):
+        build({"web": {"metrics_token": 12}})
+    with pytest.raises(ConfigError, match="web.other: unknown key"):
+        build({"web": {"other": 1}})

@@ -31,7 +31,8 @@ class WebService:
             listening_check(f"listener {l.listener.name}", lambda l=l: l.port) for l in server.listeners
         ]
         self.feed = GpsFeedFactory(self.config, server.store, server.bus)
-        self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed)}, reactor=server.reactor)
+        self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed)}, reactor=server.reactor,
+                               metrics_token=server.config.web.metrics_token)
 
     def start(self) -> Deferred:
         from waygps.service import StartupError
@@ -42,8 +43,12 @@ class WebService:
         except CannotListenError as e:
             raise StartupError(f"websocket.port: cannot listen on {self.config.host}:{self.config.port}: "
                                f"{e.socketError}") from None
-        log.info("web: http://{host}:{port}/ (WebSocket {path}, /metrics, /health)", host=self.config.host,
-                 port=self.bound_port, path=self.config.path)
+        host = self.config.host
+        exposure = "loopback only: put a TLS proxy in front to expose it (docs/deployment.md)" \
+            if host in ("127.0.0.1", "::1", "localhost") else "EXPOSED on the network, plain HTTP/ws://"
+        log.info("web: listening on {host}:{port} ({exposure}): WebSocket {path}, /metrics and /health {guard}",
+                 host=host, port=self.bound_port, path=self.config.path, exposure=exposure,
+                 guard="behind [web] metrics_token" if self.server.config.web.metrics_token else "open")
         return succeed(None)
 
     @property
