@@ -535,3 +535,21 @@ def test_intake_refuses_at_once_what_the_device_driver_refuses(harness):
     other = harness.only_command(OTHER)
     assert other["status"] == "failed" and other["error"].startswith("refused by the gv50 driver: custom: expected")
     assert other["attempts"] == 0 and other.get("sentAt") is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_stale_speed_counts_as_unknown_and_a_fresh_report_releases_the_block(harness):
+    harness.vehicle(IMEI, bloqueado=False)
+    yield harness.start(block_max_speed_kmh=20.0, block_speed_max_age=600.0)
+    device = harness.sessions.connect(FakeConnection(IMEI), speed=5.0)
+    yield harness.advance(700.0, step=100.0)  # the 5 km/h report is now 700 s old
+    harness.vehicle(IMEI, comandoBloqueo=True)
+    yield harness.advance(4.0)
+    assert device.sent == []
+    doc = harness.only_command(IMEI)
+    assert doc["waitingFor"] == "speed"
+    assert doc["waiting"].startswith("vehicle movement unknown: last speed 5 km/h is 70")
+    assert "older than 600 s" in doc["waiting"]
+    harness.position(IMEI, 0.0)
+    yield harness.settle()
+    assert [c.type for c in device.sent] == ["block"]

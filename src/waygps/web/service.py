@@ -44,8 +44,8 @@ class WebService:
             raise StartupError(f"websocket.port: cannot listen on {self.config.host}:{self.config.port}: "
                                f"{e.socketError}") from None
         host = self.config.host
-        exposure = "loopback only: put a TLS proxy in front to expose it (docs/deployment.md)" \
-            if host in ("127.0.0.1", "::1", "localhost") else "EXPOSED on the network, plain HTTP/ws://"
+        exposure = "loopback only; expose it through a TLS proxy, see docs/deployment.md" \
+            if host in ("127.0.0.1", "::1", "localhost") else "EXPOSED to the network as plain HTTP and ws://"
         log.info("web: listening on {host}:{port} ({exposure}): WebSocket {path}, /metrics and /health {guard}",
                  host=host, port=self.bound_port, path=self.config.path, exposure=exposure,
                  guard="behind [web] metrics_token" if self.server.config.web.metrics_token else "open")
