@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import random
 import socket
-
-import attrs
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
+
+import attrs
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks, succeed
@@ -412,8 +412,9 @@ class CommandService(Service):
             return cuts[doc["_id"]]
 
         motion = self._motion.get(imei)
-        if motion is None and any(cuts_engine(d) for d in pending):
-            motion = _stored_motion((yield self.queue.vehicle(imei)) or {})
+        if (motion is None or motion.speed_at is None) and any(cuts_engine(d) for d in pending):
+            stored = _stored_motion((yield self.queue.vehicle(imei)) or {})
+            motion = stored if motion is None else attrs.evolve(motion, speed=stored.speed, speed_at=stored.speed_at)
         now = self._now()
         still_pending = False
         for decision in policy.plan(pending, now, motion, self.config, cuts_engine):
