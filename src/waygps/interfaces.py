@@ -145,10 +145,12 @@ class IDriver(Interface):
 
     def check_command(command):
         """Raise ``UnsupportedCommand`` with the reason when the driver would refuse ``command``
-        (``waygps command send`` and the ``Comando`` intake refuse it at once)."""
+        (``waygps command send`` and the ``Comando`` intake refuse it at once). Optional: without
+        it a command is checked when it is written. ``CodecDriver`` provides it."""
 
     def cuts_engine(command):
-        """True when ``command`` switches an output that can stop the engine (see ``IStreamCodec``)."""
+        """True when ``command`` switches an output that can stop the engine (see ``IStreamCodec``).
+        Optional (``CodecDriver`` asks its codec); the speed guard asks the connection's codec."""
 
     def decode(data, now, transport):
         """Offline decoding for `waygps decode`: a list of events and rejections for captured bytes."""
