@@ -95,11 +95,9 @@ class Redactor:
             if cleaned is not value:
                 event[key] = cleaned
         if event.get("log_format") is not None:
-            text = formatEvent(event)
-            cleaned = self.text(text)
-            if cleaned != text or _has_braces_fields(event):
-                event["log_redacted"] = cleaned
-                event["log_format"] = "{log_redacted}"
+            # Formatted once, here: the observers then only insert the redacted text.
+            event["log_redacted"] = self.text(formatEvent(event))
+            event["log_format"] = "{log_redacted}"
         failure = event.get("log_failure")
         if failure is not None:
             try:
@@ -111,13 +109,6 @@ class Redactor:
                 event["log_failure"] = _RedactedFailure(failure, cleaned, self)
                 if "failure" in event:
                     event["failure"] = event["log_failure"]
-
-
-def _has_braces_fields(event: Mapping[str, Any]) -> bool:
-    """A format that reads an object's attributes (``{request.uri}``) is formatted now, redacted, so that
-    no later observer formats the object itself again."""
-    fmt = event.get("log_format")
-    return isinstance(fmt, str) and ("." in fmt or "[" in fmt or "()" in fmt) and "{" in fmt
 
 
 class _RedactedFailure:
