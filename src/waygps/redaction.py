@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Iterable, Mapping, MutableMapping
+from typing import Any, Iterable, MutableMapping
 from urllib.parse import quote
 
 MASK = "<redacted>"
