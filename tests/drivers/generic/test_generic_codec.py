@@ -207,3 +207,15 @@ def test_codec_modules_import_nothing_from_twisted():
         imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
         imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         assert not [m for m in imported if m.split(".")[0] == "twisted"], name
+
+
+def test_a_rejected_http_request_keeps_nothing_it_buffered() -> None:
+    # Found by the fuzzing campaign: the reader of a refused request held the whole read until the
+    # connection was gone.
+    from waygps.fuzzing import retained
+
+    codec = GenericStreamCodec(Settings.from_listener({}))
+    data = b"POST / HTTP/1.1\r\nContent-Length: 90000\r\n\r\n" + b"a" * 90000
+    actions = codec.receive(data, NOW)
+    assert [type(a).__name__ for a in actions] == ["Rejected", "Close"]
+    assert retained(codec) < 1000

@@ -207,7 +207,9 @@ class GenericStreamCodec:
             request = self._reader.feed(data)
         except HttpError as error:
             self.mode = "done"
-            return self._http_rejected(error.status, error.reason, self._reader.request_start)
+            start = self._reader.request_start
+            self._reader = None  # a rejected request may have buffered a whole read: let it go now
+            return self._http_rejected(error.status, error.reason, start)
         if self._reader.continue_due:
             self._reader.continue_due = False
             actions.append(Send(CONTINUE))
