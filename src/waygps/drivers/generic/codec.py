@@ -222,6 +222,7 @@ class GenericStreamCodec:
         else:
             self.mode = "done"
             actions.extend(self._after_http(self._reader.trailing))
+            self._reader.trailing = b""  # counted and ignored: not kept while the acknowledgement waits
         return actions
 
     def http_request(self, request: Request, now: datetime) -> list[Action]:
