@@ -78,6 +78,7 @@ class ListenerConfig:
 class TokenConfig:
     token_sha256: str
     devices: frozenset[str] | None  # None = every device
+    secret: str = field(default="", repr=False, eq=False)  # the plaintext when configured so: redacted from logs
 
     def allows(self, imei: str) -> bool:
         return self.devices is None or imei in self.devices
@@ -86,7 +87,7 @@ class TokenConfig:
 @frozen
 class WebSocketConfig:
     port: int = 8000
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # the web port (WebSocket, /metrics, /health): loopback unless configured
     path: str = "/ws/gps/"
     tokens: tuple[TokenConfig, ...] = ()
     max_queue: int = 1000
@@ -109,6 +110,14 @@ class MapConfig:
     tiles: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
     max_zoom: int = 19
+
+
+@frozen
+class WebConfig:
+    """``[web]``: settings of the web port that are not the WebSocket feed's (its address and port
+    stay ``[websocket] host`` / ``port``)."""
+
+    metrics_token: str = field(default="", repr=False)  # when set, /metrics and /health require it
 
 
 @frozen
@@ -142,6 +151,7 @@ class CommandsConfig:
     max_attempts: int = 3
     expiry_hours: float = 24.0
     block_max_speed_kmh: float = 20.0
+    block_speed_max_age: float = 600.0  # seconds; an older speed counts as unknown (the guard waits)
     instance_id: str = ""
 
 
@@ -179,6 +189,7 @@ class Config:
     listeners: tuple[ListenerConfig, ...] = ()
     websocket: WebSocketConfig = WebSocketConfig()
     map: MapConfig = MapConfig()
+    web: WebConfig = WebConfig()
     persistence: PersistenceConfig = PersistenceConfig()
     retention: RetentionConfig = RetentionConfig()
     commands: CommandsConfig = CommandsConfig()
@@ -310,7 +321,7 @@ def _token(index: int, raw: Any) -> TokenConfig:
         devices = frozenset(devices_raw)
     else:
         raise ConfigError(f"{key}.devices: expected \"*\" or a list of IMEIs, got {devices_raw!r}")
-    return TokenConfig(token_sha256=digest, devices=devices)
+    return TokenConfig(token_sha256=digest, devices=devices, secret=raw.get("token", ""))
 
 
 def _websocket(raw: Mapping[str, Any]) -> WebSocketConfig:
@@ -347,6 +358,7 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
         "embedded": lambda r: EmbeddedConfig(**_simple(EmbeddedConfig, "embedded", r)),
         "websocket": _websocket,
         "map": lambda r: MapConfig(**_simple(MapConfig, "map", r)),
+        "web": lambda r: WebConfig(**_simple(WebConfig, "web", r)),
         "persistence": lambda r: PersistenceConfig(**_simple(PersistenceConfig, "persistence", r)),
         "retention": lambda r: RetentionConfig(**_simple(RetentionConfig, "retention", r)),
         "commands": lambda r: CommandsConfig(**_simple(CommandsConfig, "commands", r)),
@@ -420,6 +432,7 @@ def _check_values(config: Config) -> None:
     _positive("commands.max_attempts", c.max_attempts)
     _positive("commands.expiry_hours", c.expiry_hours)
     _positive("commands.block_max_speed_kmh", c.block_max_speed_kmh, allow_zero=True)
+    _positive("commands.block_speed_max_age", c.block_speed_max_age)
     if config.logging.format not in ("text", "json"):
         raise ConfigError(f"logging.format: expected 'text' or 'json', got {config.logging.format!r}")
     if config.logging.level not in ("debug", "info", "warn", "error"):
@@ -471,7 +484,8 @@ def apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, 
     """Secrets and the store's URI from the environment win over the file.
 
     ``WAYGPS_MONGODB_URI``, ``WAYGPS_MONGODB_DATABASE`` and
-    ``WAYGPS_WEBSOCKET_TOKEN`` (one more token that sees every device).
+    ``WAYGPS_WEBSOCKET_TOKEN`` (one more token that sees every device) and
+    ``WAYGPS_WEB_METRICS_TOKEN`` (``[web] metrics_token``).
     """
     raw = dict(raw)
     mongodb = dict(raw.get("mongodb", {}))
@@ -481,6 +495,9 @@ def apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, 
         mongodb["database"] = env[f"{ENV_PREFIX}MONGODB_DATABASE"]
     if mongodb:
         raw["mongodb"] = mongodb
+    metrics_token = env.get(f"{ENV_PREFIX}WEB_METRICS_TOKEN")
+    if metrics_token:
+        raw["web"] = {**dict(raw.get("web", {})), "metrics_token": metrics_token}
     token = env.get(f"{ENV_PREFIX}WEBSOCKET_TOKEN")
     if token:
         websocket = dict(raw.get("websocket", {}))

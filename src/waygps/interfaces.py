@@ -63,6 +63,11 @@ class IDeviceConnection(Interface):
         """False when the device never acknowledges this command (Teltonika ``cpureset``):
         the command service then confirms it once written instead of re-sending it."""
 
+    def cuts_engine(command):
+        """True when ``command``, as this connection's codec encodes it, switches the engine cut-off
+        (immobiliser) output on: the command service then holds it behind the speed guard.
+        ``block`` always counts."""
+
     def close(reason):
         """Close the channel (replaced by a newer connection, idle, refused)."""
 
@@ -102,7 +107,10 @@ class IStreamCodec(Interface):
     def encode_command(command, now):
         """Bytes that carry ``command`` to the device (raise ``UnsupportedCommand``).
 
-        Optional companion: ``expects_answer(command) -> bool`` (default True).
+        Optional companions: ``expects_answer(command) -> bool`` (default True), and
+        ``cuts_engine(command) -> bool`` (default: ``command.type == "block"``), which must
+        say True for every command that switches an output able to stop the engine (a custom
+        command that sets the immobiliser relay, too): those pass the speed guard.
         """
 
 
@@ -137,6 +145,15 @@ class IDriver(Interface):
 
     def udp_protocol(context):
         """A ``DatagramProtocol`` for a UDP listener."""
+
+    def check_command(command):
+        """Raise ``UnsupportedCommand`` with the reason when the driver would refuse ``command``
+        (``waygps command send`` and the ``Comando`` intake refuse it at once). Optional: without
+        it a command is checked when it is written. ``CodecDriver`` provides it."""
+
+    def cuts_engine(command):
+        """True when ``command`` switches an output that can stop the engine (see ``IStreamCodec``).
+        Optional (``CodecDriver`` asks its codec); the speed guard asks the connection's codec."""
 
     def decode(data, now, transport):
         """Offline decoding for `waygps decode`: a list of events and rejections for captured bytes."""

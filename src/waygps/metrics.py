@@ -62,3 +62,4 @@ WEBSOCKET_STALE = Counter(
 )
 API_REQUESTS = Counter("waygps_api_requests", "HTTP API requests answered", ["endpoint", "status"])
 API_POINTS = Counter("waygps_api_points_exported", "Track points written by the HTTP API", ["format"])
+WEB_REFUSED = Counter("waygps_web_refused", "Web requests refused for a missing or wrong token", ["resource", "code"])

@@ -89,6 +89,10 @@ class ListenerService(Service):
                 protocol.close(reason)
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def default_instance_id() -> str:
     """The host name: stable across restarts, so a restarted instance finds what it left behind."""
     return socket.gethostname() or "waygps"
@@ -110,6 +114,9 @@ class WayGPSService(MultiService):
 
         self.config = config
         self.reactor = reactor
+        from waygps.redaction import config_secrets, install
+
+        install(config_secrets(config))  # before anything logs: tokens never reach a log line
         self.exit_on_failure = exit_on_failure
         self.instance_id = config.commands.instance_id or default_instance_id()
         self.bus = EventBus()
@@ -123,7 +130,7 @@ class WayGPSService(MultiService):
         self.persistence = PersistenceService(self.store, config, self.bus, reactor)
         self.sessions = SessionRegistry(self.store, self.persistence, self.bus, reactor, self.instance_id)
         self.commands = CommandService(self.store, self.sessions, self.bus, config.commands, reactor,
-                                       instance_id=self.instance_id)
+                                       instance_id=self.instance_id, drivers=drivers)
         from waygps.rejected import RejectedFrames
         from waygps.stats.collector import StatsCollector
         from waygps.stats.recorder import NULL_STATS
@@ -190,9 +197,17 @@ class WayGPSService(MultiService):
         yield self.web.start()
         self._running_parts.append(self.web)
 
+    def exposed_addresses(self) -> list[str]:
+        """Every address this instance listens on, as ``transport host:port (what)``."""
+        out = [f"{l.listener.transport} {_address(l.listener.host, l.bound_port)} ({l.listener.name})"
+               for l in self.listeners]
+        out.append(f"tcp {_address(self.web.config.host, self.web.bound_port)} (web)")
+        return out
+
     def _started(self, _: Any) -> None:
         log.info("waygps: running ({n} listeners, instance {instance})", n=len(self.listeners),
                  instance=self.instance_id)
+        log.info("waygps: listening on {addresses}", addresses=", ".join(self.exposed_addresses()))
         self.started.callback(self)
 
     def _failed(self, failure: Any) -> None:

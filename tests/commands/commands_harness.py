@@ -77,10 +77,17 @@ class FakeSessions:
     def connections(self) -> list[Any]:
         return list(self.current.values())
 
-    def connect(self, connection: FakeConnection) -> FakeConnection:
+    def connect(self, connection: FakeConnection, speed: float | None = 0.0) -> FakeConnection:
+        """Connect ``connection``; like a real device it reports a position at once (``speed``, km/h;
+        ``None``: no report, so the speed guard knows nothing of its movement)."""
         self.current[connection.imei] = connection
-        self.bus.publish(DeviceConnected(imei=connection.imei, protocol=connection.protocol, server_time=self.now(),
+        now = self.now()
+        self.bus.publish(DeviceConnected(imei=connection.imei, protocol=connection.protocol, server_time=now,
                                          peer=connection.peer, transport="tcp", listener=connection.listener))
+        if speed is not None:
+            self.bus.publish(Position(imei=connection.imei, protocol=connection.protocol, device_time=now,
+                                      server_time=now, event="connect", key=f"c{now.timestamp()}", valid=True,
+                                      latitude=-17.7, longitude=-62.9, speed=speed))
         return connection
 
     def disconnect(self, connection: FakeConnection, reason: str = "closed by device") -> None:

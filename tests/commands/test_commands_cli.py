@@ -138,3 +138,38 @@ def test_device_password(config, db, capsys):
     assert db["Comando"].find_one({})["params"] == {"device_password": "abc123"}
     assert run(config, "send", IMEI, "block", "--device-password", "a b") == 2
     assert "device_password must be 1-16 letters or digits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("protocol, argv, reason", [
+    ("gv50", ["custom", "AT+GTOUT=gv50,1$,,,0,0,0,0,0,0,0,,,,,,,$"],
+     "refused by the gv50 driver: custom: expected exactly one command"),
+    ("gv50", ["set-apn", "inter$net"], "refused by the gv50 driver: set_apn: apn 'inter$net' must be at most 60"),
+    ("teltonika", ["set-apn", "a;b"], "refused by the teltonika driver: apn 'a;b': only printable ASCII"),
+    ("generic", ["block"], "refused by the generic driver: generic devices take only custom commands, not block"),
+])
+def test_send_refuses_what_the_device_driver_would_refuse(config, db, capsys, protocol, argv, reason):
+    db["Veiculo"].update_one({"IMEI": IMEI}, {"$set": {"protocol": protocol}})
+    assert run(config, "send", IMEI, *argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("waygps command: not queued: ") and reason in err
+    assert db["Comando"].count_documents({}) == 0
+
+
+def test_send_with_an_unknown_driver_queues_for_the_claim_to_decide(config, db, capsys):
+    db["Veiculo"].update_one({"IMEI": IMEI}, {"$set": {"protocol": "some-plugin-not-installed"}})
+    assert run(config, "send", IMEI, "custom", "AT+GTOUT=gv50,1$,,,$") == 0
+    db["Veiculo"].update_one({"IMEI": IMEI}, {"$unset": {"protocol": ""}})
+    assert run(config, "send", IMEI, "custom", "anything at all") == 0
+    assert db["Comando"].count_documents({"status": "pending"}) == 2
+
+
+def test_send_accepts_what_the_driver_accepts_and_force_is_recorded(config, db, capsys):
+    db["Veiculo"].update_one({"IMEI": IMEI}, {"$set": {"protocol": "gv50"}})
+    assert run(config, "send", IMEI, "custom", "AT+GTOUT=gv50,1,,,0,0,0,0,0,0,0,,,,,,,$", "--force") == 0
+    captured = capsys.readouterr()
+    assert "warning: --force" in captured.err
+    doc = db["Comando"].find_one({"IMEI": IMEI})
+    assert doc["force"] is True and doc["status"] == "pending"
+    assert "with --force" in doc["history"][0]["reason"]
+    assert run(config, "send", IMEI, "block") == 0
+    assert "force" not in db["Comando"].find_one({"type": "block"})

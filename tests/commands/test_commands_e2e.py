@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pytest_twisted
@@ -31,9 +32,21 @@ DOUT1_ON = bytes.fromhex("00000000000000210C010600000019444F5554313A4F4E2054696D
 
 
 def gtfri(speed: float, count: int, imei: str = GV50_IMEI) -> bytes:
-    """Sample S1 with another speed and count (a new report each time)."""
-    return (f"+RESP:GTFRI,060228,{imei},,,10,1,1,{speed:.1f},147,329.7,-62.899703,-17.720434,20160309113548,"
+    """Sample S1 with another speed and count (a new report each time), fixed now: the speed guard
+    takes a speed only while it is recent."""
+    fix = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return (f"+RESP:GTFRI,060228,{imei},,,10,1,1,{speed:.1f},147,329.7,-62.899703,-17.720434,{fix},"
             f"0736,0003,6AAE,3381,00,913.3,,,,0,220101,,,,20160309{73554 + count:06d},{count:04X}$").encode()
+
+
+def teltonika_report(speed: int) -> bytes:
+    """A Codec 8 packet of one record fixed now at ``speed`` km/h (the speed guard wants a recent speed)."""
+    from waygps.drivers.teltonika.avl import encode_data, make_record
+    from waygps.drivers.teltonika.framing import frame
+
+    now_ms = int(time.time() * 1000)
+    record = make_record(now_ms, longitude=-628997030, latitude=-177204340, satellites=9, speed=speed)
+    return frame(encode_data(0x08, [record]))
 
 
 def gv50_ack(serial: str, count: int, word: str = "GTOUT", imei: str = GV50_IMEI) -> bytes:
@@ -109,6 +122,7 @@ def test_teltonika_block_from_intent_to_confirmation(start_server):
     device = yield connect(server.port(0))
     device.transport.write(TELTONIKA_HELLO)
     yield until(lambda: device.received.startswith(b"\x01"), "the handshake answer")
+    device.transport.write(teltonika_report(0))
     yield until(lambda: SETDIGOUT_1 in device.received, "setdigout 1")
 
     device.transport.write(DOUT1_ON)

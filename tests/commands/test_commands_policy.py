@@ -42,12 +42,40 @@ def kinds(decisions):
     return [(type(d).__name__, d.doc["_id"]) for d in decisions]
 
 
-def test_speed_guard_thresholds():
-    assert policy.speed_guard(None, 20) is None
-    assert policy.speed_guard(20.0, 20) is None
-    assert policy.speed_guard(20.5, 20) == ("vehicle moving: last known speed 20.5 km/h is above the "
-                                            "20 km/h block limit")
-    assert policy.speed_guard(300.0, 0) is None
+def moving(speed, now, age=0.0, **more):
+    return policy.Motion(speed=speed, speed_at=now - timedelta(seconds=age), **more)
+
+
+def test_speed_guard_thresholds(clock):
+    now = now_of(clock)
+    guard = lambda motion, **kw: policy.speed_guard(motion, now, 20, 600, **kw)  # noqa: E731
+    assert guard(moving(20.0, now)) is None
+    assert guard(moving(20.5, now)) == "vehicle moving: last known speed 20.5 km/h is above the 20 km/h block limit"
+    assert policy.speed_guard(moving(300.0, now), now, 0, 600) is None, "limit 0 switches the guard off"
+
+
+def test_unknown_or_stale_speed_waits_unless_forced(clock):
+    now = now_of(clock)
+    guard = lambda motion, **kw: policy.speed_guard(motion, now, 20, 600, **kw)  # noqa: E731
+    unknown = guard(policy.Motion())
+    assert unknown == ("vehicle movement unknown: no speed reported; waits for a fresh report at or below 20 km/h "
+                       "(or an explicit override: force)")
+    stale = guard(moving(0.0, now, age=601))
+    assert stale.startswith("vehicle movement unknown: last speed 0 km/h is 601 s old (older than 600 s)")
+    assert guard(moving(0.0, now, age=600)) is None, "exactly max_age old is still fresh"
+    assert guard(policy.Motion(), force=True) is None
+    assert guard(moving(0.0, now, age=9999), force=True) is None
+    assert guard(moving(95.0, now), force=True).startswith("vehicle moving"), "force never overrides a known speed"
+
+
+def test_ignition_off_counts_as_stopped_only_when_fresh(clock):
+    now = now_of(clock)
+    guard = lambda motion: policy.speed_guard(motion, now, 20, 600)  # noqa: E731
+    assert guard(policy.Motion(ignition=False, ignition_at=now - timedelta(seconds=30))) is None
+    assert guard(policy.Motion(ignition=False, ignition_at=now - timedelta(seconds=700))) is not None
+    assert guard(policy.Motion(ignition=True, ignition_at=now)) is not None
+    assert guard(moving(80.0, now, ignition=False, ignition_at=now)).startswith("vehicle moving"), \
+        "a fresh speed decides before the ignition"
 
 
 def test_plan_sends_the_oldest_and_queues_the_rest(clock):
@@ -60,23 +88,56 @@ def test_plan_holds_a_block_at_speed_and_lets_other_commands_pass(clock):
     now = now_of(clock)
     docs = [command("block", now, 1), command("unblock", now, 2), command("request_position", now, 3),
             command("block", now, 4)]
-    decisions = policy.plan(docs, now, 45.0, CONFIG)
+    decisions = policy.plan(docs, now, moving(45.0, now), CONFIG)
     assert kinds(decisions) == [("Wait", "c1"), ("Wait", "c2"), ("Send", "c3"), ("Wait", "c4")]
     assert decisions[0].kind == "speed" and decisions[1].kind == "order"
     assert decisions[1].reason == "waiting behind the earlier block/unblock command c1"
 
 
+def test_plan_guards_every_command_the_driver_says_cuts_the_engine(clock):
+    now = now_of(clock)
+    docs = [command("custom", now, 1, params={"text": "setdigout 1"}), command("custom", now, 2),
+            command("request_position", now, 3)]
+    cuts = lambda doc: doc["params"].get("text") == "setdigout 1"  # noqa: E731
+    decisions = policy.plan(docs, now, moving(95.0, now), CONFIG, cuts)
+    assert kinds(decisions) == [("Wait", "c1"), ("Wait", "c2"), ("Send", "c3")]
+    assert decisions[0].reason == decisions_reason(95.0) and decisions[0].kind == "speed"
+    assert decisions[1].kind == "order", "a later custom command does not overtake a waiting engine cut"
+    assert kinds(policy.plan(docs, now, moving(5.0, now), CONFIG, cuts)) == [
+        ("Send", "c1"), ("Queue", "c2"), ("Queue", "c3")]
+    # Without the driver's word the same custom command is not an engine cut.
+    assert kinds(policy.plan(docs[:1], now, moving(95.0, now), CONFIG)) == [("Send", "c1")]
+
+
+def decisions_reason(speed):
+    return f"vehicle moving: last known speed {speed:g} km/h is above the 20 km/h block limit"
+
+
+def test_plan_block_with_unknown_speed_waits_and_force_lets_it_go(clock):
+    now = now_of(clock)
+    decisions = policy.plan([command("block", now, 1)], now, None, CONFIG)
+    assert kinds(decisions) == [("Wait", "c1")] and decisions[0].reason.startswith("vehicle movement unknown")
+    forced = command("block", now, 1, force=True)
+    assert kinds(policy.plan([forced], now, None, CONFIG)) == [("Send", "c1")]
+    assert policy.forced_past_unknown(forced, None, now, CONFIG)
+    assert not policy.forced_past_unknown(forced, moving(3.0, now), now, CONFIG)
+    assert kinds(policy.plan([forced], now, moving(60.0, now), CONFIG)) == [("Wait", "c1")]
+    assert kinds(policy.plan([command("block", now, 1, force="yes")], now, None, CONFIG)) == [("Wait", "c1")], \
+        "only a boolean true is an override"
+
+
 def test_plan_unblock_is_never_held_by_speed(clock):
     now = now_of(clock)
-    assert kinds(policy.plan([command("unblock", now, 1)], now, 120.0, CONFIG)) == [("Send", "c1")]
+    assert kinds(policy.plan([command("unblock", now, 1)], now, moving(120.0, now), CONFIG)) == [("Send", "c1")]
 
 
 def test_plan_block_goes_out_once_slow_or_guard_off(clock):
     now = now_of(clock)
     docs = [command("block", now, 1)]
-    assert kinds(policy.plan(docs, now, 5.0, CONFIG)) == [("Send", "c1")]
+    assert kinds(policy.plan(docs, now, moving(5.0, now), CONFIG)) == [("Send", "c1")]
     off = CommandsConfig(block_max_speed_kmh=0.0)
-    assert kinds(policy.plan(docs, now, 130.0, off)) == [("Send", "c1")]
+    assert kinds(policy.plan(docs, now, moving(130.0, now), off)) == [("Send", "c1")]
+    assert kinds(policy.plan(docs, now, None, off)) == [("Send", "c1")]
 
 
 def test_plan_expires_and_rejects_without_sending(clock):

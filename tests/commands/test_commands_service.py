@@ -234,17 +234,17 @@ def test_speed_guard_holds_a_block_until_the_vehicle_slows_down(harness):
 
 @pytest_twisted.inlineCallbacks
 def test_speed_guard_reads_the_stored_speed_and_can_be_switched_off(harness):
-    harness.vehicle(IMEI, bloqueado=False, speed=95.0)
-    harness.vehicle(OTHER, bloqueado=False, speed=95.0)
+    harness.vehicle(IMEI, bloqueado=False, speed=95.0, dataDevice=harness.now())
+    harness.vehicle(OTHER, bloqueado=False, speed=95.0, dataDevice=harness.now())
     harness.commands.insert_one(new_command(IMEI, "block", {}, harness.now(), 24, "test", "test"))
     yield harness.start(block_max_speed_kmh=20.0)
-    moving = harness.sessions.connect(FakeConnection(IMEI))
+    moving = harness.sessions.connect(FakeConnection(IMEI), speed=None)
     yield harness.settle()
     assert moving.sent == [] and "95 km/h" in harness.only_command(IMEI)["waiting"]
 
     harness.commands.insert_one(new_command(OTHER, "block", {}, harness.now(), 24, "test", "test"))
     yield harness.start(instance_id="no-guard", sessions=_Only(harness.sessions, OTHER), block_max_speed_kmh=0.0)
-    other = harness.sessions.connect(FakeConnection(OTHER))
+    other = harness.sessions.connect(FakeConnection(OTHER), speed=None)
     yield harness.settle()
     assert [c.type for c in other.sent] == ["block"]
 
@@ -265,12 +265,12 @@ class _Only:
 
 @pytest_twisted.inlineCallbacks
 def test_other_commands_go_out_while_a_block_waits_but_an_unblock_does_not_overtake(harness):
-    harness.vehicle(IMEI, bloqueado=False, speed=70.0)
+    harness.vehicle(IMEI, bloqueado=False, speed=70.0, dataDevice=harness.now())
     now = harness.now()
     for offset, kind in enumerate(("block", "unblock", "request_position")):
         harness.commands.insert_one(new_command(IMEI, kind, {}, now + timedelta(seconds=offset), 24, "t", "t"))
     yield harness.start()
-    device = harness.sessions.connect(FakeConnection(IMEI))
+    device = harness.sessions.connect(FakeConnection(IMEI), speed=None)
     yield harness.settle()
     assert [c.type for c in device.sent] == ["request_position"]
     unblock = harness.commands.find_one({"type": "unblock"})
@@ -517,3 +517,39 @@ def test_what_polls_connections_and_answers_read_is_answered_by_an_index(harness
         if "COLLSCAN" in str(plan) and set(query) != {"_id"}:
             scans.append((name, query))
     assert len(reads) > 20 and scans == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_intake_refuses_at_once_what_the_device_driver_refuses(harness):
+    # A generic device cannot be blocked: the intent is refused with the driver's reason, never queued.
+    harness.vehicle(IMEI, bloqueado=False, protocol="generic", comandoBloqueo=True)
+    # A hand-inserted command the gv50 driver refuses ('$' inside a custom command).
+    harness.vehicle(OTHER, protocol="gv50")
+    harness.commands.insert_one({"IMEI": OTHER, "type": "custom", "params": {"text": "AT+GTOUT=gv50,1$,$"}})
+    yield harness.start()
+    yield harness.advance(4.0)
+    doc = harness.only_command(IMEI)
+    assert doc["status"] == "failed" and doc["type"] == "block"
+    assert doc["error"] == "refused by the generic driver: generic devices take only custom commands, not block"
+    assert harness.vehicles.find_one({"IMEI": IMEI})["comandoBloqueo"] is None
+    other = harness.only_command(OTHER)
+    assert other["status"] == "failed" and other["error"].startswith("refused by the gv50 driver: custom: expected")
+    assert other["attempts"] == 0 and other.get("sentAt") is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_stale_speed_counts_as_unknown_and_a_fresh_report_releases_the_block(harness):
+    harness.vehicle(IMEI, bloqueado=False)
+    yield harness.start(block_max_speed_kmh=20.0, block_speed_max_age=600.0)
+    device = harness.sessions.connect(FakeConnection(IMEI), speed=5.0)
+    yield harness.advance(700.0, step=100.0)  # the 5 km/h report is now 700 s old
+    harness.vehicle(IMEI, comandoBloqueo=True)
+    yield harness.advance(4.0)
+    assert device.sent == []
+    doc = harness.only_command(IMEI)
+    assert doc["waitingFor"] == "speed"
+    assert doc["waiting"].startswith("vehicle movement unknown: last speed 5 km/h is 70")
+    assert "older than 600 s" in doc["waiting"]
+    harness.position(IMEI, 0.0)
+    yield harness.settle()
+    assert [c.type for c in device.sent] == ["block"]

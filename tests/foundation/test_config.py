@@ -198,3 +198,21 @@ def test_the_history_geo_index_is_off_unless_asked_for() -> None:
     assert build({"mongodb": {"history_geo_index": True}}).mongodb.history_geo_index is True
     with pytest.raises(ConfigError, match="mongodb.history_geo_index"):
         build({"mongodb": {"history_geo_index": "yes"}})
+
+
+def test_safe_defaults_web_on_loopback_listeners_on_every_address() -> None:
+    config = build({"listener": [{"driver": "gv50", "port": 5004}]})
+    assert config.websocket.host == "127.0.0.1"
+    assert config.listeners[0].host == "0.0.0.0"
+    assert config.web.metrics_token == ""
+    assert build({"websocket": {"host": "0.0.0.0"}}).websocket.host == "0.0.0.0"
+
+
+def test_web_metrics_token_from_file_or_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[web]\nmetrics_token = "from-file"\n')
+    assert load(path, DRIVERS, env={}).web.metrics_token == "from-file"
+    assert load(path, DRIVERS, env={"WAYGPS_WEB_METRICS_TOKEN": "from-env"}).web.metrics_token == "from-env"
+    with pytest.raises(ConfigError, match="web.metrics_token: expected"):
+        build({"web": {"metrics_token": 12}})
+    with pytest.raises(ConfigError, match="web.other: unknown key"):
+        build({"web": {"other": 1}})

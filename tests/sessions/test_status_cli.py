@@ -150,3 +150,21 @@ def test_a_broken_configuration_file_exits_2(tmp_path: Any, capsys: Any) -> None
     path.write_text("[websocket\n")
     assert status.run(args(config=path), None) == 2
     assert "configuration error" in capsys.readouterr().err
+
+
+@pytest_twisted.inlineCallbacks
+def test_status_sends_the_metrics_token_of_the_configuration(capsys: Any) -> None:
+    from waygps.config import WebConfig
+
+    site = build_site([], reactor=reactor, registry=fleet_registry(), metrics_token="scrape-token")
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    number = port.getHost().port
+    try:
+        with_token = Config(websocket=WebSocketConfig(port=number), web=WebConfig(metrics_token="scrape-token"))
+        code = yield threads.deferToThread(status.run, args(), with_token)
+        without = yield threads.deferToThread(status.run, args(), Config(websocket=WebSocketConfig(port=number)))
+    finally:
+        yield port.stopListening()
+    captured = capsys.readouterr()
+    assert code == 0 and "devices online       3" in captured.out
+    assert without == 1 and "answered HTTP 401" in captured.err

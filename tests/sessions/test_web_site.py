@@ -178,3 +178,36 @@ def test_metrics_in_openmetrics_when_the_scraper_asks() -> None:
         yield port.stopListening()
     assert response.headers.getRawHeaders(b"content-type")[0].startswith(b"application/openmetrics-text")
     assert body.rstrip().endswith(b"# EOF")
+
+
+@pytest_twisted.inlineCallbacks
+def test_metrics_and_health_require_the_metrics_token_when_configured() -> None:
+    from twisted.web.http_headers import Headers
+
+    port = yield serve([], metrics_token="scrape-me-please")
+    try:
+        for path in ("/metrics", "/health"):
+            response, body = yield get(port, path)
+            assert (response.code, body) == (401, b"token required\n")
+            assert response.headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="waygps"']
+            response, _ = yield get(port, f"{path}?token=wrong")
+            assert response.code == 403
+            response, _ = yield get(port, path, Headers({b"authorization": [b"Bearer wrong"]}))
+            assert response.code == 403
+            response, _ = yield get(port, f"{path}?token=scrape-me-please")
+            assert response.code == 200
+            response, body = yield get(port, path, Headers({b"authorization": [b"Bearer scrape-me-please"]}))
+            assert response.code == 200
+        assert b"waygps_web_refused" in body or path == "/health"
+    finally:
+        yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_metrics_stay_open_without_a_token() -> None:
+    port = yield serve([])
+    try:
+        response, _ = yield get(port, "/metrics")
+    finally:
+        yield port.stopListening()
+    assert response.code == 200

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
     print(f"  store: {store}, database {config.mongodb.database}")
     for listener in config.listeners:
         print(f"  listener {listener.name}: {listener.driver} on {listener.transport} {listener.host}:{listener.port}")
-    print(f"  web: port {config.websocket.port}, WebSocket at {config.websocket.path}, "
-          f"{len(config.websocket.tokens)} token(s)")
+    print(f"  web: {config.websocket.host}:{config.websocket.port}, WebSocket at {config.websocket.path}, "
+          f"{len(config.websocket.tokens)} token(s), /metrics and /health "
+          f"{'behind [web] metrics_token' if config.web.metrics_token else 'open'}")
     return 0

@@ -36,6 +36,10 @@ class UsageError(Exception):
     """Malformed arguments or an unknown device: exit status 2."""
 
 
+class Refused(Exception):
+    """The device's driver would refuse the command: exit status 1, nothing queued."""
+
+
 class StoreUnavailable(Exception):
     """MongoDB could not be reached: exit status 1."""
 
@@ -57,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="give up if not delivered within H hours (default: [commands] expiry_hours)")
     send.add_argument("--device-password", default="", metavar="PW",
                       help="the device's own command password, when it differs from the listener's")
+    send.add_argument("--force", action="store_true",
+                      help="an engine cut (block, or a custom command that sets an output) may go out while the "
+                           "vehicle's movement is unknown (no recent speed); never while it is known to move. "
+                           "Logged and recorded in the command")
     send.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                       help="wait up to SECONDS for the outcome, printing each status change; exit 0 only "
                            "when confirmed")
@@ -257,12 +265,23 @@ def do_send(args: argparse.Namespace, config: Any, db: Any, out: Any) -> int:
 
     imei, command_type, params, expiry = prepare_send(args, config)
     names = config.mongodb.collections
-    if db[names.vehicles].find_one({"IMEI": imei}, {"_id": 1}) is None:
+    vehicle = db[names.vehicles].find_one({"IMEI": imei}, {"_id": 1, "protocol": 1})
+    if vehicle is None:
         raise UsageError(f"unknown IMEI {imei}: no such device in {names.vehicles}")
+    from waygps.commands.checks import check_with_driver
+
+    protocol = vehicle.get("protocol")
+    refusal = check_with_driver(protocol, imei, command_type, params)
+    if refusal is not None:
+        raise Refused(refusal)
     now = datetime.now(timezone.utc)
-    doc = new_command(imei, command_type, params, now, expiry, source="cli",
-                      reason="queued by waygps command")
+    reason = "queued by waygps command" + (" with --force (speed guard override when movement is unknown)"
+                                           if args.force else "")
+    doc = new_command(imei, command_type, params, now, expiry, source="cli", reason=reason, force=args.force)
     db[names.commands].insert_one(doc)
+    if args.force:
+        print(f"warning: --force: if {imei}'s movement is unknown when it is sent, this command goes out without "
+              f"the speed guard (recorded in the command)", file=sys.stderr)
     print(f"queued {describe(doc)} for {imei}: command {doc['_id']} (pending, expires {_when(doc['expiresAt'])} UTC)",
           file=out)
     if args.wait <= 0:
@@ -371,6 +390,9 @@ def run(args: argparse.Namespace, config: Any) -> int:
     except UsageError as e:
         print(f"waygps command: {e}", file=sys.stderr)
         return USAGE
+    except Refused as e:
+        print(f"waygps command: not queued: {e}", file=sys.stderr)
+        return FAILURE
     except Exception as e:  # a store error in mid-operation: one line, not a traceback
         from pymongo.errors import PyMongoError
 

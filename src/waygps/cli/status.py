@@ -120,8 +120,11 @@ def summary(samples: Samples, url: str) -> list[str]:
     return lines
 
 
-def fetch(url: str, timeout: float) -> str:
-    request = urllib.request.Request(url, headers={"Accept": "text/plain"})
+def fetch(url: str, timeout: float, token: str = "") -> str:
+    headers = {"Accept": "text/plain"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"  # [web] metrics_token
+    request = urllib.request.Request(url, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read().decode("utf-8")
 
@@ -146,7 +149,9 @@ def run(args: argparse.Namespace, config: Any) -> int:
         return 2
     url = metrics_url(getattr(args, "url", None), config)
     try:
-        text = fetch(url, getattr(args, "timeout", 5.0))
+        token = getattr(getattr(config, "web", None), "metrics_token", "") or os.environ.get(
+            "WAYGPS_WEB_METRICS_TOKEN", "")
+        text = fetch(url, getattr(args, "timeout", 5.0), token)
     except urllib.error.HTTPError as error:
         print(f"waygps status: {url} answered HTTP {error.code}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from attrs import frozen
 
@@ -16,7 +16,9 @@ from waygps.commands.model import COMMAND_TYPES
 from waygps.commands.record import EXPIRED, FAILED, PENDING, InvalidCommand, normalize
 from waygps.config import CommandsConfig
 
-BLOCKING_TYPES = ("block", "unblock")
+# Commands that keep their order behind a waiting engine cut: a custom command may switch the
+# output back (or on again), so it must not overtake it.
+ORDERED_TYPES = ("block", "unblock", "custom")
 
 # A command another instance sent is considered abandoned (its instance
 # stopped) once this many ack timeouts have passed without a decision.
@@ -68,30 +70,74 @@ def expires_at(doc: Mapping[str, Any], config: CommandsConfig) -> datetime | Non
     return None
 
 
-def speed_guard(speed: float | None, limit: float) -> str | None:
-    """Why a block must wait at ``speed`` (km/h), or ``None`` when it may go out.
+@frozen
+class Motion:
+    """What the speed guard knows of a vehicle's movement (see docs/commands.md, "Safety").
 
-    ``limit`` 0 disables the guard; an unknown speed does not hold a block
-    back (a device that never reports a speed could otherwise never be blocked).
+    ``speed_at`` is when ``speed`` was true: the fix time, but never later than
+    when WayGPS received it (a device clock running ahead cannot make an old
+    speed look fresh). ``ignition`` / ``ignition_at`` likewise.
     """
-    if limit <= 0 or speed is None:
+
+    speed: float | None = None
+    speed_at: datetime | None = None
+    ignition: bool | None = None
+    ignition_at: datetime | None = None
+
+
+def _fresh(at: datetime | None, now: datetime, max_age: float) -> bool:
+    return at is not None and (now - at).total_seconds() <= max_age
+
+
+def speed_guard(motion: Motion, now: datetime, limit: float, max_age: float, force: bool = False) -> str | None:
+    """Why an engine cut must wait, or ``None`` when it may go out.
+
+    * ``limit`` 0 disables the guard.
+    * A speed no older than ``max_age`` seconds decides: above ``limit`` km/h waits (even when
+      forced: no override cuts the engine of a vehicle known to move).
+    * Without a fresh speed, a fresh report of the ignition being off counts as stopped.
+    * Otherwise the movement is unknown (no speed, or a stale one): it waits, unless ``force``
+      (the operator's explicit override, logged by the caller).
+    """
+    if limit <= 0:
         return None
-    if speed > limit:
-        return f"vehicle moving: last known speed {speed:g} km/h is above the {limit:g} km/h block limit"
-    return None
+    if motion.speed is not None and _fresh(motion.speed_at, now, max_age):
+        if motion.speed > limit:
+            return (f"vehicle moving: last known speed {motion.speed:g} km/h is above the {limit:g} km/h "
+                    f"block limit")
+        return None
+    if motion.ignition is False and _fresh(motion.ignition_at, now, max_age):
+        return None
+    if force:
+        return None
+    if motion.speed is None or motion.speed_at is None:
+        known = "no speed reported"
+    else:
+        age = (now - motion.speed_at).total_seconds()
+        known = f"last speed {motion.speed:g} km/h is {age:.0f} s old (older than {max_age:g} s)"
+    return f"vehicle movement unknown: {known}; waits for a fresh report at or below {limit:g} km/h " \
+           f"(or an explicit override: force)"
 
 
-def plan(pending: Sequence[Mapping[str, Any]], now: datetime, speed: float | None,
-         config: CommandsConfig) -> list[Decision]:
+def cuts_by_type(doc: Mapping[str, Any]) -> bool:
+    """The default when no driver was asked: only ``block`` cuts the engine."""
+    return doc.get("type") == "block"
+
+
+def plan(pending: Sequence[Mapping[str, Any]], now: datetime, motion: Motion | None,
+         config: CommandsConfig, cuts_engine: Callable[[Mapping[str, Any]], bool] = cuts_by_type) -> list[Decision]:
     """One decision per pending command of one connected device, oldest first.
 
-    At most one :class:`Send`. A block or unblock never overtakes an earlier
-    block or unblock that waits, so the last intent always wins; other
-    commands (a position request...) may go out while a block waits.
+    At most one :class:`Send`. Every command that ``cuts_engine`` (the device's driver
+    says so: ``block``, a custom ``AT+GTOUT`` or ``setdigout`` that sets an output...)
+    passes the speed guard. A block, unblock or custom command never overtakes an
+    earlier one of these that waits, so the last intent wins; other commands (a
+    position request...) may go out while an engine cut waits.
     """
     decisions: list[Decision] = []
     chosen = False
     held: str | None = None
+    motion = motion or Motion()
     for doc in pending:
         expires = expires_at(doc, config)
         if expires is not None and expires <= now:
@@ -102,12 +148,14 @@ def plan(pending: Sequence[Mapping[str, Any]], now: datetime, speed: float | Non
         except InvalidCommand as e:
             decisions.append(Finish(doc, FAILED, f"invalid command: {e}"))
             continue
-        blocking = doc.get("type") in BLOCKING_TYPES
-        if blocking and held is not None:
+        cut = doc.get("type") == "block" or cuts_engine(doc)
+        ordered = cut or doc.get("type") in ORDERED_TYPES
+        if ordered and held is not None:
             decisions.append(Wait(doc, f"waiting behind the earlier block/unblock command {held}", "order"))
             continue
-        if doc.get("type") == "block":
-            reason = speed_guard(speed, config.block_max_speed_kmh)
+        if cut:
+            reason = speed_guard(motion, now, config.block_max_speed_kmh, config.block_speed_max_age,
+                                 force=doc.get("force") is True)
             if reason is not None:
                 decisions.append(Wait(doc, reason, "speed"))
                 held = str(doc.get("_id"))
@@ -118,6 +166,14 @@ def plan(pending: Sequence[Mapping[str, Any]], now: datetime, speed: float | Non
         decisions.append(Send(doc))
         chosen = True
     return decisions
+
+
+def forced_past_unknown(doc: Mapping[str, Any], motion: Motion | None, now: datetime,
+                        config: CommandsConfig) -> bool:
+    """Whether sending ``doc`` (an engine cut) now relies on its ``force`` override."""
+    if doc.get("force") is not True:
+        return False
+    return speed_guard(motion or Motion(), now, config.block_max_speed_kmh, config.block_speed_max_age) is not None
 
 
 MAX_LINK_LOSSES = 10  # sends that ended with the link (or WayGPS) gone, before they count as attempts

@@ -116,9 +116,13 @@ def server_text(params: Mapping[str, Any]) -> str:
 
 
 def new_command(imei: str, command_type: str, params: Mapping[str, Any] | None, now: datetime,
-                expiry_hours: float, source: str, reason: str) -> dict[str, Any]:
-    """A ``pending`` command document (no ``_id``: the store assigns an ObjectId)."""
-    return {
+                expiry_hours: float, source: str, reason: str, force: bool = False) -> dict[str, Any]:
+    """A ``pending`` command document (no ``_id``: the store assigns an ObjectId).
+
+    ``force``: the operator's override of the speed guard for a vehicle whose movement is unknown
+    (never for one known to move); stored as ``force: true`` only when given.
+    """
+    doc = {
         "IMEI": imei,
         "type": command_type,
         "params": normalize(command_type, params),
@@ -136,6 +140,9 @@ def new_command(imei: str, command_type: str, params: Mapping[str, Any] | None, 
         "source": source,
         "history": [history_entry(PENDING, now, reason)],
     }
+    if force:
+        doc["force"] = True
+    return doc
 
 
 def frame_text(data: bytes) -> str:

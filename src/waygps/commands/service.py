@@ -15,6 +15,8 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
+import attrs
+
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks, succeed
 from twisted.internet.task import LoopingCall
@@ -22,12 +24,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from waygps import metrics
-from waygps.commands import intents, policy
+from waygps.commands import checks, intents, policy
 from waygps.commands.model import Command, UnsupportedCommand
 from waygps.commands.queue import ANY_INTENT, INTENT_QUERIES, CommandQueue
 from waygps.commands.record import (
-    BLOCK_INTENT, CONFIRMED, EXPIRED, FAILED, FINAL, OPEN, PENDING, SENT, SERVER_INTENT, frame_text, normalize,
-    server_text,
+    BLOCK_INTENT, CONFIRMED, EXPIRED, FAILED, FINAL, OPEN, PENDING, SENT, SERVER_INTENT, InvalidCommand, frame_text,
+    normalize, server_text,
 )
 from waygps.config import CommandsConfig
 from waygps.events import CommandAck, CommandStatus, DeviceConnected, DeviceDisconnected, Position
@@ -53,6 +55,49 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _moved(known: policy.Motion | None, event: Position) -> policy.Motion:
+    """``known`` updated with a report: a value is taken when it is not older than the one held
+    (a replayed buffered report does not overwrite a newer speed). Its time is the fix time, but
+    never later than its reception."""
+    motion = known or policy.Motion()
+    at = min(event.device_time, event.server_time)
+    speed = _number(event.speed)
+    if event.valid and speed is not None and (motion.speed_at is None or at >= motion.speed_at):
+        motion = attrs.evolve(motion, speed=speed, speed_at=at)
+    if event.ignition is not None and (motion.ignition_at is None or at >= motion.ignition_at):
+        motion = attrs.evolve(motion, ignition=event.ignition, ignition_at=at)
+    return motion
+
+
+def _stored_motion(vehicle: Mapping[str, Any]) -> policy.Motion:
+    """The last speed in ``Veiculo`` (after a restart): at its fix time, capped by ``lastSeen``."""
+    at = vehicle.get("dataDevice")
+    seen = vehicle.get("lastSeen")
+    if isinstance(at, datetime) and isinstance(seen, datetime):
+        at = min(at, seen)
+    return policy.Motion(speed=_number(vehicle.get("speed")), speed_at=at if isinstance(at, datetime) else None)
+
+
+def _cuts_engine(connection: Any, doc: Mapping[str, Any]) -> bool:
+    """Ask the connection's driver whether ``doc`` cuts the engine (``block`` always does)."""
+    if policy.cuts_by_type(doc):
+        return True
+    ask = getattr(connection, "cuts_engine", None)
+    if ask is None:
+        return False
+    try:
+        command = Command(id=str(doc.get("_id")), imei=str(doc.get("IMEI")), type=str(doc.get("type")),
+                          params=normalize(doc.get("type"), doc.get("params")))
+    except InvalidCommand:
+        return False  # the plan fails it without sending
+    try:
+        return bool(ask(command))
+    except Exception:
+        log.failure("cuts_engine of {driver} raised; command {id} treated as an engine cut",
+                    driver=getattr(connection, "protocol", "?"), id=doc.get("_id"))
+        return True
+
+
 STOP_GRACE = 5.0  # seconds stopService waits for operations in flight
 
 class CommandService(Service):
@@ -61,7 +106,8 @@ class CommandService(Service):
     name = "commands"
 
     def __init__(self, store: Any, sessions: Any, publisher: Any, config: CommandsConfig, reactor: Any,
-                 instance_id: str | None = None, rng: random.Random | None = None) -> None:
+                 instance_id: str | None = None, rng: random.Random | None = None,
+                 drivers: Mapping[str, Any] | None = None) -> None:
         self.store = store
         self.sessions = sessions
         self.publisher = publisher
@@ -69,10 +115,11 @@ class CommandService(Service):
         self.reactor = reactor
         self.instance_id = instance_id or config.instance_id or generated_instance_id()
         self.rng = rng or random.Random()
+        self.drivers = drivers  # None: the installed ones (commands.checks)
         self.queue: CommandQueue | None = None
         self._loop: LoopingCall | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._speeds: dict[str, float] = {}
+        self._motion: dict[str, policy.Motion] = {}  # live movement of connected devices
         self._watch: set[str] = set()  # devices with pending commands: checked on each report
         self._locks: dict[str, DeferredLock] = {}
         self._checking: set[str] = set()
@@ -139,15 +186,13 @@ class CommandService(Service):
         if isinstance(event, CommandAck):
             self._spawn(self._locked(event.imei, self._acked, event), self._after(event.imei))
         elif isinstance(event, Position):
-            speed = _number(event.speed)
-            if event.valid and speed is not None:
-                self._speeds[event.imei] = speed
+            self._motion[event.imei] = _moved(self._motion.get(event.imei), event)
             if event.imei in self._watch:
                 self.check(event.imei)
         elif isinstance(event, DeviceConnected):
             self._spawn(self._locked(event.imei, self._connected, event), self._after(event.imei))
         elif isinstance(event, DeviceDisconnected):
-            self._speeds.pop(event.imei, None)
+            self._motion.pop(event.imei, None)
             self._watch.discard(event.imei)
             self._spawn(self._locked(event.imei, self._disconnected, event), self._after(event.imei))
 
@@ -359,13 +404,20 @@ class CommandService(Service):
         if not pending:
             self._watch.discard(imei)
             return
-        speed = self._speeds.get(imei)
-        if speed is None and any(d.get("type") == "block" for d in pending):
-            vehicle = yield self.queue.vehicle(imei)
-            speed = _number((vehicle or {}).get("speed"))
+        cuts: dict[Any, bool] = {}
+
+        def cuts_engine(doc: Mapping[str, Any]) -> bool:
+            if doc["_id"] not in cuts:
+                cuts[doc["_id"]] = _cuts_engine(connection, doc)
+            return cuts[doc["_id"]]
+
+        motion = self._motion.get(imei)
+        if (motion is None or motion.speed_at is None) and any(cuts_engine(d) for d in pending):
+            stored = _stored_motion((yield self.queue.vehicle(imei)) or {})
+            motion = stored if motion is None else attrs.evolve(motion, speed=stored.speed, speed_at=stored.speed_at)
         now = self._now()
         still_pending = False
-        for decision in policy.plan(pending, now, speed, self.config):
+        for decision in policy.plan(pending, now, motion, self.config, cuts_engine):
             doc = decision.doc
             if isinstance(decision, policy.Finish):
                 yield self._close(doc, (PENDING,), decision.status, decision.reason)
@@ -383,21 +435,29 @@ class CommandService(Service):
                 if doc.get("waiting"):
                     yield self.queue.clear_waiting(doc)
             elif isinstance(decision, policy.Send):
-                yield self._deliver(doc, connection)
+                note = ""
+                if cuts_engine(doc) and policy.forced_past_unknown(doc, motion, now, self.config):
+                    why = policy.speed_guard(motion or policy.Motion(), now, self.config.block_max_speed_kmh,
+                                             self.config.block_speed_max_age)
+                    note = f"; speed guard overridden by the operator (force): {why}"
+                    log.warn("{driver} {imei} {peer}: command {id} {type}: speed guard OVERRIDDEN by force: {why}",
+                             driver=connection.protocol, imei=imei, peer=connection.peer, id=doc["_id"],
+                             type=doc.get("type"), why=why)
+                yield self._deliver(doc, connection, note)
         if still_pending:
             self._watch.add(imei)
         else:
             self._watch.discard(imei)
 
     @inlineCallbacks
-    def _deliver(self, doc: Mapping[str, Any], connection: Any) -> Any:
+    def _deliver(self, doc: Mapping[str, Any], connection: Any, note: str = "") -> Any:
         assert self.queue is not None
         imei = doc["IMEI"]
         used = yield self.queue.recent_serials(imei)
         serial = policy.pick_serial(used, self.rng)
         attempt = int(doc.get("attempts") or 0) + 1
         reason = (f"written to {connection.protocol} {connection.transport_name} connection {connection.peer} "
-                  f"(attempt {attempt} of {self.config.max_attempts}, serial {serial})")
+                  f"(attempt {attempt} of {self.config.max_attempts}, serial {serial}){note}")
         claimed = yield self.queue.claim(doc, self._now(), self.instance_id, serial, connection, reason)
         if claimed is None:
             return  # another instance, or an expiry, moved it first
@@ -464,6 +524,14 @@ class CommandService(Service):
         assert self.queue is not None
         for doc in (yield self.queue.unqueued()):
             if doc.get("status") is None:
+                vehicle = yield self.queue.vehicle(str(doc.get("IMEI")))
+                why = checks.check_with_driver((vehicle or {}).get("protocol"), str(doc.get("IMEI")),
+                                               doc.get("type"), doc.get("params"), self.drivers)
+                if why is not None:
+                    refused = yield self.queue.complete(doc, now, f"inserted without a status; {why}")
+                    if refused is not None:
+                        yield self._locked(str(doc.get("IMEI")), self._close, refused, (PENDING,), FAILED, why)
+                    continue
                 reason = "queued (inserted without a status)"
                 completed = yield self.queue.complete(doc, now, reason)
                 if completed is not None:
@@ -512,7 +580,7 @@ class CommandService(Service):
         if vehicle is None:
             return
         open_docs = yield self.queue.open_for(imei)
-        ops = intents.plan(vehicle, open_docs)
+        ops = [self._screened(vehicle, op) for op in intents.plan(vehicle, open_docs)]
         for op in ops:
             if isinstance(op, intents.Clear):
                 log.info("{driver} {imei} {peer}: Veiculo.{field}={value} cleared: {reason}",
@@ -523,6 +591,13 @@ class CommandService(Service):
         yield intents.apply(self.queue, imei, ops, self._now(), self.config.expiry_hours, self._changed)
         if ops and self.sessions.get(imei) is not None:
             self.check(imei)
+
+    def _screened(self, vehicle: Mapping[str, Any], op: intents.Op) -> intents.Op:
+        """A command an intent asks for, refused at once when the device's driver would refuse it."""
+        if not isinstance(op, intents.Create):
+            return op
+        why = checks.check_with_driver(vehicle.get("protocol"), vehicle["IMEI"], op.type, op.params, self.drivers)
+        return op if why is None else intents.Reject(op.field, op.value, op.type, why)
 
     @inlineCallbacks
     def _deliver_pending(self) -> Any:

@@ -132,6 +132,20 @@ def _expects_answer(codec: Any, command: Command) -> bool:
     return True if ask is None else bool(ask(command))
 
 
+def _cuts_engine(codec: Any, command: Command) -> bool:
+    """Whether ``command`` cuts the engine: the codec's ``cuts_engine`` when it has one, else ``block``.
+    A codec that raises is taken to say yes (the guard then waits rather than cuts)."""
+    ask = getattr(codec, "cuts_engine", None)
+    if ask is None:
+        return command.type == "block"
+    try:
+        return command.type == "block" or bool(ask(command))
+    except Exception:
+        log.failure("{driver}: cuts_engine raised; treating command {type} as an engine cut",
+                    driver=getattr(codec, "protocol", "?"), type=command.type)
+        return True
+
+
 def _count_events(driver: str, store: Store) -> None:
     metrics.FRAMES_DECODED.labels(driver).inc()
     metrics.FRAMES_RECEIVED.labels(driver).inc()
@@ -218,6 +232,9 @@ class DeviceProtocol(Protocol):
 
     def expects_answer(self, command: Command) -> bool:
         return _expects_answer(self.codec, command)
+
+    def cuts_engine(self, command: Command) -> bool:
+        return _cuts_engine(self.codec, command)
 
     def close(self, reason: str) -> None:
         log.info("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
@@ -428,6 +445,9 @@ class UdpPeer:
 
     def expects_answer(self, command: Command) -> bool:
         return _expects_answer(self._protocol.codec, command)
+
+    def cuts_engine(self, command: Command) -> bool:
+        return _cuts_engine(self._protocol.codec, command)
 
     def close(self, reason: str) -> None:
         self._protocol.expire(self.imei, reason)
@@ -642,6 +662,22 @@ class CodecDriver:
             elif isinstance(action, (Rejected, Flagged, Close)):
                 out.append(action)
         return out
+
+    def _command_codec(self) -> Any:
+        transport = "tcp" if self._stream is not None else "udp"
+        listener = self.default_listener(transport)
+        return self.stream_codec(listener) if transport == "tcp" else self.datagram_codec(listener)
+
+    def check_command(self, command: Command) -> None:
+        """Raise ``UnsupportedCommand`` (with the reason) when this driver would refuse ``command``.
+
+        Encodes it once with a default listener's codec: what is checked is the command's form
+        (a listener's own options, such as a Teltonika ``command_codec``, are checked when sent).
+        """
+        self._command_codec().encode_command(command, utc(0))
+
+    def cuts_engine(self, command: Command) -> bool:
+        return _cuts_engine(self._command_codec(), command)
 
     def __repr__(self) -> str:
         return f"<driver {self.name}>"

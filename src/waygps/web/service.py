@@ -36,7 +36,8 @@ class WebService:
         page = MapPage(server.config.map, self.config.path)
         extra = {self.config.path: WebSocketResource(self.feed), "map": page, "static": static_files(),
                  "api/v1": ApiResource(server.config, server.store, server.reactor)}
-        self.site = build_site(checks, extra, reactor=server.reactor, index=page)
+        self.site = build_site(checks, extra, reactor=server.reactor, index=page,
+                               metrics_token=server.config.web.metrics_token)
 
     def start(self) -> Deferred:
         from waygps.service import StartupError
@@ -47,8 +48,12 @@ class WebService:
         except CannotListenError as e:
             raise StartupError(f"websocket.port: cannot listen on {self.config.host}:{self.config.port}: "
                                f"{e.socketError}") from None
-        log.info("web: http://{host}:{port}/ (map; WebSocket {path}, /metrics, /health)", host=self.config.host,
-                 port=self.bound_port, path=self.config.path)
+        host = self.config.host
+        exposure = "loopback only; expose it through a TLS proxy, see docs/deployment.md" \
+            if host in ("127.0.0.1", "::1", "localhost") else "EXPOSED to the network as plain HTTP and ws://"
+        log.info("web: listening on {host}:{port} ({exposure}): the map at /, WebSocket {path}, /api/v1, /metrics and /health {guard}",
+                 host=host, port=self.bound_port, path=self.config.path, exposure=exposure,
+                 guard="behind [web] metrics_token" if self.server.config.web.metrics_token else "open")
         return succeed(None)
 
     @property

@@ -20,8 +20,11 @@ from typing import Any, Mapping, Sequence
 from prometheus_client import REGISTRY, CollectorRegistry
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
+from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
 
+from waygps.redaction import REDACTOR
+from waygps.web.access import TokenGuard
 from waygps.web.health import Check, HealthResource
 from waygps.web.metrics import MetricsResource, RecentRates
 
@@ -71,11 +74,17 @@ def mount(root: Resource, path: str | bytes, resource: Resource) -> None:
     node.putChild(segments[-1], resource)
 
 
+def redacted_access_line(timestamp: str, request: Any) -> str:
+    """The combined access-log line with tokens (``?token=``, ``Authorization``...) removed."""
+    return REDACTOR.text(combinedLogFormatter(timestamp, request))
+
+
 class WebSite(Site):
-    """A ``Site`` that runs the last-minute metrics sampler while it listens."""
+    """A ``Site`` that runs the last-minute metrics sampler while it listens, and whose access
+    log never carries a token (see :func:`redacted_access_line`)."""
 
     def __init__(self, root: Resource, rates: RecentRates) -> None:
-        super().__init__(root)
+        super().__init__(root, logFormatter=redacted_access_line)
         self.rates = rates
 
     def startFactory(self) -> None:
@@ -95,11 +104,18 @@ class WebSite(Site):
 
 def build_site(health_checks: Sequence[Check], extra: Mapping[str | bytes, Resource] | None = None, *,
                reactor: Any, registry: CollectorRegistry = REGISTRY, health_timeout: float = 3.0,
-               index: Resource | None = None) -> WebSite:
+               index: Resource | None = None, metrics_token: str = "") -> WebSite:
+    """``index``: what ``/`` shows; ``metrics_token``: when set, ``/metrics`` and ``/health`` answer only
+    requests carrying it."""
     root = _Index()
     root.page = index
-    mount(root, "metrics", MetricsResource(registry))
-    mount(root, "health", HealthResource(health_checks, reactor, health_timeout))
+    metrics_resource: Resource = MetricsResource(registry)
+    health_resource: Resource = HealthResource(health_checks, reactor, health_timeout)
+    if metrics_token:
+        metrics_resource = TokenGuard(metrics_resource, metrics_token, "metrics")
+        health_resource = TokenGuard(health_resource, metrics_token, "health")
+    mount(root, "metrics", metrics_resource)
+    mount(root, "health", health_resource)
     for path, resource in (extra or {}).items():
         mount(root, path, resource)
     site = WebSite(root, RecentRates(reactor))

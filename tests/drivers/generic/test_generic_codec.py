@@ -207,3 +207,27 @@ def test_codec_modules_import_nothing_from_twisted():
         imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
         imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         assert not [m for m in imported if m.split(".")[0] == "twisted"], name
+
+
+def test_a_rejected_http_request_keeps_nothing_it_buffered() -> None:
+    # Found by the fuzzing campaign: the reader of a refused request held the whole read until the
+    # connection was gone.
+    from waygps.fuzzing import retained
+
+    codec = GenericStreamCodec(Settings.from_listener({}))
+    data = b"POST / HTTP/1.1\r\nContent-Length: 90000\r\n\r\n" + b"a" * 90000
+    actions = codec.receive(data, NOW)
+    assert [type(a).__name__ for a in actions] == ["Rejected", "Close"]
+    assert retained(codec) < 1000
+
+
+def test_data_after_an_http_request_is_counted_and_not_kept() -> None:
+    # Found by the fuzzing campaign: bytes pipelined after a request stayed in the reader.
+    from waygps.fuzzing import retained
+
+    codec = GenericStreamCodec(Settings.from_listener({}))
+    data = b"GET /?id=p&lat=1&lon=2 HTTP/1.1\r\n\r\n" + b"x" * 80000
+    actions = codec.receive(data, NOW)
+    assert [type(a).__name__ for a in actions] == ["Identified", "Store", "Rejected"]
+    assert actions[-1].reason == "http_pipelined"
+    assert retained(codec) < 2000

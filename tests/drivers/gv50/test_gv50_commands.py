@@ -123,3 +123,32 @@ def test_remembered_commands_are_bounded() -> None:
     for n in range(1000):
         codec.encode_command(command("reboot", f"{n:04X}"), NOW)
     assert len(codec._sent) <= 256
+
+
+@pytest.mark.parametrize("kind, text, cuts", [
+    ("block", None, True),
+    ("unblock", None, False),
+    ("reboot", None, False),
+    ("custom", "AT+GTOUT=gv50,1,,,0,0,0,0,0,0,0,,,,,,,$", True),
+    ("custom", "at+gtout=gv50,1,,,0,0,0,0,0,0,0,,,,,,,0001$", True),  # case does not hide it
+    ("custom", "AT+GTOUT=gv50,0,,,1,0,0,0,0,0,0,,,,,,,$", True),  # output 2
+    ("custom", "AT+GTOUT=gv50,0,,,0,0,0,0,0,0,1,,,,,,,$", True),  # output 4
+    ("custom", "AT+GTOUT=gv50,0,5,3,0,0,0,0,0,0,0,,,,,,,$", True),  # a pulse train on output 1
+    ("custom", "AT+GTOUT=gv50,0,,,0,0,0,0,0,0,0,,,,,,,$", False),  # every output held off
+    ("custom", " AT+GTOUT=gv50,0$", False),
+    ("custom", "AT+GTRTO=gv50,1,,,,,,$", False),
+])
+def test_cuts_engine(kind: str, text: str | None, cuts: bool) -> None:
+    params = {} if text is None else {"text": text}
+    codec = Gv50StreamCodec()
+    assert codec.cuts_engine(command(kind, **params)) is cuts
+    assert Gv50DatagramCodec().cuts_engine(command(kind, **params)) is cuts
+
+
+def test_driver_check_command_gives_the_reason() -> None:
+    from waygps.drivers.gv50.driver import driver
+
+    driver.check_command(command("custom", text="AT+GTOUT=gv50,1,,,0,0,0,0,0,0,0,,,,,,,$"))
+    with pytest.raises(UnsupportedCommand, match="exactly one command"):
+        driver.check_command(command("custom", text="AT+GTOUT=gv50,1$,$"))
+    assert driver.cuts_engine(command("custom", text="AT+GTOUT=gv50,1,,,0,0,0,0,0,0,0,,,,,,,$"))

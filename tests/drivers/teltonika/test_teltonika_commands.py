@@ -195,3 +195,21 @@ def test_pack_imei_and_malformed_command_frames() -> None:
     ):
         with pytest.raises(ValueError):
             decode_command_data(data)
+
+
+@pytest.mark.parametrize("kind, text, block_output, cuts", [
+    ("block", None, 1, True),
+    ("block", None, 2, True),
+    ("unblock", None, 1, False),
+    ("custom", "setdigout 1", 1, True),
+    ("custom", "setdigout ?1", 1, True),  # DOUT2, though block_output is 1: any output counts
+    ("custom", "  SETDIGOUT 01 60", 1, True),
+    ("custom", "setdigout 0?", 1, False),
+    ("custom", "setdigout", 1, False),
+    ("custom", "getgps", 1, False),
+    ("reboot", None, 1, False),
+])
+def test_cuts_engine(kind: str, text: str | None, block_output: int, cuts: bool) -> None:
+    params = {} if text is None else {"text": text}
+    codec = TeltonikaStreamCodec({"block_output": block_output})
+    assert codec.cuts_engine(Command(id="c", imei=IMEI, type=kind, params=params)) is cuts

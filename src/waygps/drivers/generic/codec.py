@@ -90,6 +90,12 @@ def split_lines(data: bytes) -> list[bytes]:
     return [line for line in data.replace(b"\r", b"\n").split(b"\n") if line.strip()]
 
 
+def cuts_engine(command: Command) -> bool:
+    """Generic devices (phone apps, scripts, simple trackers) have no known output command: only a
+    ``block`` would cut an engine, and they are never sent one."""
+    return command.type == "block"
+
+
 def encode_text_command(command: Command) -> bytes:
     """Only ``custom`` has a meaning for devices without a protocol: its text, as one line."""
     if command.type != "custom":
@@ -145,6 +151,9 @@ class GenericStreamCodec:
             raise UnsupportedCommand("an HTTP client cannot be sent commands")
         return encode_text_command(command)
 
+    def cuts_engine(self, command: Command) -> bool:
+        return cuts_engine(command)
+
     # --- lines -------------------------------------------------------------------
     def _lines(self, actions: list[Action], now: datetime) -> None:
         while self._buffer and self.mode == "lines":
@@ -198,7 +207,9 @@ class GenericStreamCodec:
             request = self._reader.feed(data)
         except HttpError as error:
             self.mode = "done"
-            return self._http_rejected(error.status, error.reason, self._reader.request_start)
+            start = self._reader.request_start
+            self._reader = None  # a rejected request may have buffered a whole read: let it go now
+            return self._http_rejected(error.status, error.reason, start)
         if self._reader.continue_due:
             self._reader.continue_due = False
             actions.append(Send(CONTINUE))
@@ -211,6 +222,7 @@ class GenericStreamCodec:
         else:
             self.mode = "done"
             actions.extend(self._after_http(self._reader.trailing))
+            self._reader.trailing = b""  # counted and ignored: not kept while the acknowledgement waits
         return actions
 
     def http_request(self, request: Request, now: datetime) -> list[Action]:
@@ -302,6 +314,9 @@ class GenericDatagramCodec:
 
     def encode_command(self, command: Command, now: datetime) -> bytes:
         return encode_text_command(command)
+
+    def cuts_engine(self, command: Command) -> bool:
+        return cuts_engine(command)
 
 
 __all__ = [

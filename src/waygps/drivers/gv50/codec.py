@@ -18,7 +18,7 @@ from waygps.actions import Action, Close, Flagged, Identified, Rejected, Send, S
 from waygps.commands.model import Command
 from waygps.drivers.gv50 import framing
 from waygps.drivers.gv50.framing import FRAME, TEXT
-from waygps.drivers.gv50.commands import ACK_TYPES, RTO_TYPES, Settings, encode
+from waygps.drivers.gv50.commands import ACK_TYPES, RTO_TYPES, Settings, cuts_engine, encode
 from waygps.drivers.gv50.fastpath import fast_gtfri
 from waygps.drivers.gv50.parse import ACK, Frame, FrameError, is_hex, luhn_ok, parse_frame
 from waygps.drivers.gv50.reports import Report, decode_report
@@ -50,6 +50,9 @@ class _Core:
         while len(self._sent) > _REMEMBERED:
             self._sent.popitem(last=False)
         return data
+
+    def cuts_engine(self, command: Command) -> bool:
+        return cuts_engine(command)
 
     # --- frames --------------------------------------------------------------
     def _parse(self, raw: bytes, actions: list[Action], text: str | None = None,

@@ -123,6 +123,28 @@ def encode(command: Command, settings: Settings) -> tuple[bytes, str]:
     return text.encode("ascii"), serial
 
 
+# AT+GTOUT parameters 1-12: status, duration and toggle times of outputs 1 to 4 (protocol §5.2).
+_OUTPUT_FIELDS = range(1, 13)
+
+
+def cuts_engine(command: Command) -> bool:
+    """Whether ``command`` switches an output on: ``block``, or a custom ``AT+GTOUT`` that does
+    anything but hold every output at 0 (a status 1, a pulse duration or a toggle count).
+
+    Any output counts, not only the immobiliser's: which relay a vehicle's installer wired is not
+    known here, and a wrong guess must err towards waiting.
+    """
+    if command.type == "block":
+        return True
+    if command.type != "custom":
+        return False
+    text = str(command.params.get("text", "")).strip().upper()
+    if not text.startswith("AT+GTOUT="):
+        return False
+    fields = text[len("AT+GTOUT="):].rstrip("$").split(",")
+    return any(fields[i].strip() not in ("", "0") for i in _OUTPUT_FIELDS if i < len(fields))
+
+
 # Command type of an acknowledgement when the codec did not send the command itself.
 ACK_TYPES = {"GTSRI": "set_server", "GTBSI": "set_apn"}
 RTO_TYPES = {"RTL": "request_position", "REBOOT": "reboot"}

@@ -267,6 +267,9 @@ class TeltonikaStreamCodec:
     def expects_answer(self, command: Command) -> bool:
         return command.type not in cmd.NO_RESPONSE
 
+    def cuts_engine(self, command: Command) -> bool:
+        return cmd.cuts_engine(command, self.commands.block_output)
+
 
 class TeltonikaDatagramCodec:
     """UDP: one datagram = channel header + one AVL packet, answered after store."""

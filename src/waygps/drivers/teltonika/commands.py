@@ -145,6 +145,27 @@ def command_text(command: Command, block_output: int = 1) -> str:
     raise UnsupportedCommand(f"teltonika: no command for {kind!r}")
 
 
+def sets_output(text: str) -> bool:
+    """Whether command text drives a digital output high: ``setdigout`` with a ``1`` in its mask."""
+    words = text.strip().split()
+    return len(words) >= 2 and words[0].lower() == "setdigout" and "1" in words[1]
+
+
+def cuts_engine(command: Command, block_output: int = 1) -> bool:
+    """``block``, or any command whose text sets an output (a custom ``setdigout 1``, ``setdigout ?1``...).
+
+    Every output counts, not only ``block_output``: which relay cuts the engine is the installer's
+    choice, and a wrong guess must err towards waiting.
+    """
+    if command.type == "block":
+        return True
+    try:
+        text = command_text(command, block_output)
+    except UnsupportedCommand:
+        return False  # never written: the claim fails it
+    return sets_output(text)
+
+
 #: Commands the device executes without answering (a reset): never waited for.
 NO_RESPONSE = frozenset({"reboot"})
 
@@ -196,10 +217,12 @@ __all__ = [
     "TYPE_NACK",
     "TYPE_RESPONSE",
     "command_text",
+    "cuts_engine",
     "decode_command_data",
     "digout_mask",
     "encode_codec12",
     "encode_codec13",
     "encode_codec14",
     "pack_imei",
+    "sets_output",
 ]
