@@ -30,7 +30,7 @@ class WebService:
         checks = [store_check(server.store)] + [
             listening_check(f"listener {l.listener.name}", lambda l=l: l.port) for l in server.listeners
         ]
-        self.feed = GpsFeedFactory(self.config, server.store, server.bus)
+        self.feed = GpsFeedFactory(self.config, server.store, getattr(server, "feed", server.bus))
         self.site = build_site(checks, {self.config.path: WebSocketResource(self.feed)}, reactor=server.reactor)
 
     def start(self) -> Deferred:

@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from waygps import metrics
 from waygps.config import TokenConfig, WebSocketConfig
-from waygps.events import Alarm, CommandStatus, DeviceConnected, DeviceDisconnected, Position
+from waygps.events import Alarm, CommandStatus, DeviceConnected, DeviceDisconnected, FeedReset, Position
 
 log = Logger(namespace="waygps.websocket")
 
@@ -236,6 +236,15 @@ class GpsFeedFactory(WebSocketServerFactory):
         self._unsubscribe = publisher.subscribe(self.publish)
 
     def publish(self, event: Any) -> None:
+        if isinstance(event, FeedReset):
+            # The feed may have missed events (docs/scaling.md): every client starts over.
+            for client in list(self.clients):
+                client.latest.clear()
+                client.backlog.clear()
+                d = self.initial_state(client.scope)
+                d.addCallback(lambda mobiles, c=client: c.send({"type": "initial_state", "mobiles": mobiles}))
+                d.addErrback(lambda f: log.failure("websocket: initial state failed", f))
+            return
         found = message_for(event)
         if found is None:
             return
