@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.protocols.portforward import ProxyFactory, ProxyServer
+
 from tests.conftest import RunningServer, StoreProcess, server_config
 
 TOKEN = "cluster-secret"
@@ -25,6 +29,18 @@ class ReplicaStore(StoreProcess):
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 
+    def restart(self) -> None:
+        """A clean stop (SIGTERM) and a start on the same port and data (blocking).
+
+        A SIGKILLed SecantusDB may lose its last unsynced oplog entries unless it runs with
+        ``--sync-on-commit`` (docs/scaling.md); a clean restart keeps them.
+        """
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(30)
+        self.start()
+        self.wait()
+
 
 def instance_config(uri: str, db_name: str, instance: str, listeners: Any = ({"driver": "gv50"},),
                     **sections: Any) -> Any:
@@ -39,3 +55,40 @@ class Instance(RunningServer):
     @property
     def instance_id(self) -> str:
         return self.service.instance_id
+
+
+
+class _Relayed(ProxyServer):
+    def connectionMade(self) -> None:
+        self.factory.live.add(self)
+        super().connectionMade()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.factory.live.discard(self)
+        super().connectionLost(reason)
+
+
+class StoreRelay:
+    """A TCP relay in front of a store (as in tests/drivers/gv50, whose module cannot be imported from
+    here): ``cut()`` makes the store unreachable for whoever uses ``uri``, ``restore()`` undoes it."""
+
+    def __init__(self, uri: str) -> None:
+        host, port = uri.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        self.factory = ProxyFactory(host, int(port))
+        self.factory.protocol = _Relayed
+        self.factory.live = set()
+        self.listening = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.port = self.listening.getHost().port
+
+    @property
+    def uri(self) -> str:
+        # directConnection: pymongo would otherwise go to the member the replica set advertises.
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def cut(self) -> Deferred:
+        for relayed in list(self.factory.live):
+            relayed.transport.abortConnection()
+        return self.listening.stopListening()
+
+    def restore(self) -> None:
+        self.listening = reactor.listenTCP(self.port, self.factory, interface="127.0.0.1")
