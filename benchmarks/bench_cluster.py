@@ -6,6 +6,8 @@ One SecantusDB started for the run as a one-node replica set (so the feed
 follows change streams), unless ``--uri`` names a replica set. Two scenarios,
 each on a fresh database, with real ``twistd waygps`` processes:
 
+* **one, local feed**: instance ``a`` with ``cluster.feed = "local"`` (the
+  in-process bus, as on a standalone MongoDB): the reference;
 * **one**: instance ``a`` takes every device; a WebSocket dashboard on ``a``;
 * **two**: devices alternate between instances ``a`` and ``b`` (what a TCP
   balancer does); the dashboard is on ``b``, so half of what it shows crossed
@@ -184,7 +186,8 @@ class Store:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start_instance(workdir: Path, uri: str, database: str, name: str) -> tuple[subprocess.Popen, int, int]:
+def start_instance(workdir: Path, uri: str, database: str, name: str,
+                   feed: str = "auto") -> tuple[subprocess.Popen, int, int]:
     gv50, web = free_port(), free_port()
     config = workdir / f"{name}.toml"
     config.write_text(f"""
@@ -193,6 +196,8 @@ uri = "{uri}"
 database = "{database}"
 [commands]
 instance_id = "{name}"
+[cluster]
+feed = "{feed}"
 [[listener]]
 driver = "gv50"
 host = "127.0.0.1"
@@ -212,10 +217,10 @@ devices = "*"
     return process, gv50, web
 
 
-def scenario(store: Store, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def scenario(store: Store, names: list[str], args: argparse.Namespace, feed: str = "auto") -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="waygps-bench-instances-"))
     database = f"bench_cluster_{len(names)}_{os.getpid()}"
-    started = [start_instance(workdir, store.uri, database, name) for name in names]
+    started = [start_instance(workdir, store.uri, database, name, feed) for name in names]
     try:
         targets = ",".join(str(gv50) for _, gv50, _ in started)
         command = [sys.executable, __file__, "--loadgen", "--targets", targets, "--ws", str(started[-1][2]),
@@ -249,15 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {os.getloadavg()}  (2 cores, shared machine)")
     store = Store(args.uri)
     try:
-        results = {"one instance": scenario(store, ["a"], args),
+        results = {"one, local feed": scenario(store, ["a"], args, feed="local"),
+                   "one instance": scenario(store, ["a"], args),
                    "two instances": scenario(store, ["a", "b"], args)}
     finally:
         store.close()
     print(f"{args.devices} devices, {args.duration:g} s window after {args.warmup:g} s warm-up, "
           f"store {'given' if args.uri else 'SecantusDB one-node replica set'}")
-    print(f"{'':<16}{'reports/s':>12}{'feed updates':>14}{'feed p50 ms':>13}{'feed p99 ms':>13}")
+    print(f"{'':<18}{'reports/s':>12}{'feed updates':>14}{'feed p50 ms':>13}{'feed p99 ms':>13}")
     for name, r in results.items():
-        print(f"{name:<16}{r['reports_per_s']:>12.0f}{r['feed_updates']:>14}{r['feed_p50_ms']:>13.0f}"
+        print(f"{name:<18}{r['reports_per_s']:>12.0f}{r['feed_updates']:>14}{r['feed_p50_ms']:>13.0f}"
               f"{r['feed_p99_ms']:>13.0f}")
     print(f"load average after: {os.getloadavg()}")
     return 0
