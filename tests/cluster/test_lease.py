@@ -4,11 +4,14 @@ from __future__ import annotations
 
 
 import pytest_twisted
+from twisted.internet import threads
 from twisted.internet.task import Clock
+
+from waygps.cli.status import cluster_summary
 
 from waygps.cluster.lease import EXPIRED, RUNNING, STOPPED, LeaseKeeper, is_stale, utc
 from waygps.cluster.status import cluster_lines
-from waygps.config import ClusterConfig, MongoConfig
+from waygps.config import ClusterConfig, Config, MongoConfig
 from waygps.store.connection import MongoStore
 
 CONFIG = ClusterConfig(heartbeat_interval=5.0, lease_seconds=20.0)
@@ -58,6 +61,12 @@ def test_expiry_marks_the_dead_instances_devices_offline_once(mongo_uri: str, mo
         clock_c.advance(100.0)
         yield c.beat()
         assert (yield store.collection("instances").find_one({"_id": "b"}))["state"] == STOPPED
+
+        # `waygps status -c FILE` reads the same documents
+        config = Config(mongodb=MongoConfig(uri=mongo_uri, database=mongo_db_name), path="waygps.toml")
+        lines = yield threads.deferToThread(cluster_summary, config, 5.0)
+        assert lines[0].startswith("cluster              1 running instance, 1 STALE, 2 stopped or expired")
+        assert sorted(line.split()[0] for line in lines[1:]) == ["a", "b", "c"]
     finally:
         yield store.close()
 
