@@ -44,3 +44,7 @@ STORE_PAUSED = Gauge("waygps_store_backpressure", "1 while device reads are paus
 WEBSOCKET_CLIENTS = Gauge("waygps_websocket_clients", "Connected WebSocket clients")
 COMMANDS = Counter("waygps_command_transitions", "Command status changes", ["status"])
 COMMANDS_PENDING = Gauge("waygps_commands_pending", "Commands pending for devices on this instance")
+FEED_CHANGES = Counter("waygps_feed_changes", "Store changes read by the fleet-wide feed (change stream)")
+FEED_INTERRUPTIONS = Counter(
+    "waygps_feed_interruptions", "Change stream interruptions (unreachable, token_lost)", ["reason"]
+)

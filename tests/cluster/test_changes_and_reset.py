@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest_twisted
-from pymongo.errors import OperationFailure
+from pymongo.errors import AutoReconnect, OperationFailure
 from twisted.internet import reactor
 
 from tests.commands.test_commands_e2e import until
@@ -76,8 +76,9 @@ def test_command_and_alarm_changes() -> None:
 
 
 class _Stream:
-    def __init__(self, changes: list[dict]) -> None:
+    def __init__(self, changes: list[dict], then_fail: bool) -> None:
         self.changes = list(changes)
+        self.then_fail = then_fail
         self.resume_token = {"_data": "now"}
 
     def __enter__(self) -> "_Stream":
@@ -91,14 +92,22 @@ class _Stream:
             item = self.changes.pop(0)
             self.resume_token = item["_id"]
             return item
+        if self.then_fail:
+            raise AutoReconnect("connection closed")
         import time
 
         time.sleep(0.02)
         return None
 
 
+def _insert(token: str, doc_id: str) -> dict:
+    return {"_id": {"_data": token}, "operationType": "insert", "ns": {"coll": "DadosVeiculo"},
+            "fullDocument": {"_id": doc_id, "IMEI": IMEI}}
+
+
 class _Client:
-    """pymongo's surface the follower uses; a saved token is too old, as after a long outage."""
+    """pymongo's surface the follower uses. Every resume token is too old (a long outage): the saved
+    one at startup, and the one it holds when its stream breaks."""
 
     def __init__(self, uri: str) -> None:
         self.resumed_with: list[Any] = []
@@ -110,8 +119,9 @@ class _Client:
         self.resumed_with.append(options.get("resume_after"))
         if options.get("resume_after") is not None:
             raise OperationFailure("resume point no longer in the oplog", code=286)
-        return _Stream([{"_id": {"_data": "1"}, "operationType": "insert", "ns": {"coll": "DadosVeiculo"},
-                         "fullDocument": {"_id": "p", "IMEI": IMEI}}])
+        if len(self.resumed_with) == 2:
+            return _Stream([_insert("1", "p1")], then_fail=True)
+        return _Stream([_insert("2", "p2")], then_fail=False)
 
     def close(self) -> None:
         pass
@@ -128,14 +138,16 @@ def test_a_token_too_old_restarts_from_now_and_resets_the_feed() -> None:
         return clients[-1]
 
     follower = ChangeFollower("mongodb://x/", "db", ["DadosVeiculo"], reactor, on_changes=got.extend,
-                              on_reset=resets.append, load_token=lambda client: {"_data": "old"},
+                              on_reset=resets.append, load_token=lambda client: {"_data": "saved"},
                               save_token=lambda client, token: None, client_factory=factory)
     yield follower.start()
-    yield until(lambda: got, "the change after the restart from now")
+    yield until(lambda: len(got) == 2, "the changes before and after the reset")
     yield follower.stop()
-    assert resets and "no longer" in resets[0] and follower.resets == 1
-    assert clients[0].resumed_with[:2] == [{"_data": "old"}, None]
-    assert got[0]["fullDocument"]["_id"] == "p"
+    # the saved token of a previous run: started from now, no reset (no dashboard was waiting)
+    # the token held when the stream broke: logged, started from now, the feed reset once
+    assert clients[0].resumed_with[:4] == [{"_data": "saved"}, None, {"_data": "1"}, None]
+    assert len(resets) == 1 and "no longer" in resets[0] and follower.resets == 1
+    assert [change["fullDocument"]["_id"] for change in got] == ["p1", "p2"]
     assert token_lost(OperationFailure("x", code=280)) and not token_lost(OperationFailure("x", code=11600))
 
 

@@ -25,6 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from waygps import metrics
+
 log = Logger(namespace="waygps.cluster.follower")
 
 # ChangeStreamHistoryLost, ChangeStreamFatalError, InvalidResumeToken, BSONObjectTooLarge of a token
@@ -164,6 +166,7 @@ class ChangeFollower:
                           error=e)
         delay = BACKOFF_INITIAL
         outage_since: float | None = None
+        opened = False
         pipeline = [{"$match": {"ns.coll": {"$in": list(self.collections)},
                                 "operationType": {"$in": ["insert", "update", "replace"]}}}]
         while not self._stop.is_set():
@@ -177,15 +180,22 @@ class ChangeFollower:
                                   "change delivered", seconds=time.monotonic() - outage_since)
                         outage_since = None
                     self.connected = True
+                    opened = True
                     self.reactor.callFromThread(self._became_ready)
                     delay = BACKOFF_INITIAL
                     self._follow(stream, client)
             except OperationFailure as e:
                 self.connected = False
                 if self.token is not None and token_lost(e):
+                    self.token = None
+                    if not opened:
+                        # The token saved by a previous run: no dashboard is waiting for what it missed.
+                        self._say("info", "change stream: the saved resume token is too old ({error}); "
+                                  "starting from now", error=e)
+                        continue
+                    metrics.FEED_INTERRUPTIONS.labels("token_lost").inc()
                     self._say("error", "change stream: resume token too old to use ({error}); restarting "
                               "from now, feed clients get initial_state again", error=e)
-                    self.token = None
                     self.reactor.callFromThread(self._reset, str(e))
                     continue
                 outage_since = self._outage(e, outage_since)
@@ -203,6 +213,7 @@ class ChangeFollower:
 
     def _outage(self, error: BaseException, since: float | None) -> float:
         if since is None:
+            metrics.FEED_INTERRUPTIONS.labels("unreachable").inc()
             self._say("warn", "change stream interrupted ({error}); resuming from the last change delivered",
                       error=f"{type(error).__name__}: {error}"[:300])
             return time.monotonic()
@@ -218,6 +229,7 @@ class ChangeFollower:
                         self._room.wait(0.5)
                     wake = not self._pending
                     self._pending.append(change)
+                metrics.FEED_CHANGES.inc()
                 if wake:
                     self.reactor.callFromThread(self._drain)
             token = stream.resume_token
