@@ -9,6 +9,7 @@ memory is one small tuple per device.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -16,7 +17,6 @@ from waygps.config import Collections
 from waygps.events import Alarm, CommandStatus, DeviceConnected, DeviceDisconnected, Position
 
 WRITES = ("insert", "update", "replace")
-# The fields of a DadosVeiculo document that are not Position attributes.
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -69,8 +69,6 @@ def position_from_document(doc: Mapping[str, Any]) -> Position:
 
 def alarm_document(alarm: Alarm) -> dict[str, Any]:
     """The ``Alarme`` document of an alarm; ``_id`` deterministic, so a re-sent report stores it once."""
-    import hashlib
-
     key = f"{alarm.imei}\x1f{alarm.alarm}\x1f{alarm.position_id or alarm.server_time.isoformat()}"
     return {
         "_id": hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest(),

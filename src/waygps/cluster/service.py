@@ -15,9 +15,10 @@ Started after the command service and before the listeners open:
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.logger import Logger
 
 from waygps.bus import EventBus
@@ -128,7 +129,8 @@ class ClusterService:
                 self.takeover.seen(*holder)
 
     def _reset(self, reason: str) -> None:
-        self.feed.publish(FeedReset(reason=reason, time=_now(self.server.reactor)))
+        now = datetime.fromtimestamp(self.server.reactor.seconds(), timezone.utc)
+        self.feed.publish(FeedReset(reason=reason, time=now))
 
     def stop(self) -> Deferred:
         parts = []
@@ -140,12 +142,5 @@ class ClusterService:
             parts.append(self.lease.stop())
         if not parts:
             return succeed(None)
-        from twisted.internet.defer import DeferredList
-
         return DeferredList(parts, consumeErrors=True).addCallback(lambda _: None)
 
-
-def _now(reactor: Any) -> Any:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(reactor.seconds(), timezone.utc)
