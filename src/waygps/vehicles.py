@@ -138,7 +138,8 @@ class VehicleDelta:
         if self.last_seen is not None:
             fields["lastSeen"] = {"$max": ["$lastSeen", self.last_seen]}
         if self.online is not None:
-            if self.online is False and self.offline_of:
+            if self.online is False and self.offline_of and self.instance != self.offline_of:
+                # (when this delta itself records that instance's connection, it held the device last)
                 holder = {"$ifNull": ["$instance", ""]}
                 fields["online"] = {"$cond": [{"$in": [holder, ["", self.offline_of]]}, False, "$online"]}
             else:
