@@ -12,8 +12,21 @@ mkdir -p var/cluster
 "$BIN/secantusd-py" --host 127.0.0.1 --port 27018 --storage-path var/cluster/db --log-level WARNING \
     > var/cluster/store.log 2>&1 &
 STORE=$!
-trap 'kill $A $B 2>/dev/null; wait $A $B 2>/dev/null; kill $STORE; wait $STORE' INT TERM EXIT
+A=; B=
+cleanup() {
+    trap - INT TERM EXIT
+    for pid in $A $B; do kill "$pid" 2>/dev/null || true; done
+    for pid in $A $B; do wait "$pid" 2>/dev/null || true; done
+    kill "$STORE" 2>/dev/null || true
+    wait "$STORE" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 sleep 3
+if ! kill -0 "$STORE" 2>/dev/null; then
+    echo "the store did not start (port 27018 in use?): see var/cluster/store.log" >&2
+    exit 1
+fi
 "$BIN/twistd" --nodaemon --pidfile= waygps --config examples/cluster/a.toml > var/cluster/a.log 2>&1 &
 A=$!
 "$BIN/twistd" --nodaemon --pidfile= waygps --config examples/cluster/b.toml > var/cluster/b.log 2>&1 &

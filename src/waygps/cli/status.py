@@ -164,6 +164,13 @@ def run(args: argparse.Namespace, config: Any) -> int:
         print(f"waygps status: {url} is not a WayGPS server (no waygps_devices_online)", file=sys.stderr)
         return 1
     print("\n".join(summary(samples, url)))
+    if config is None and getattr(args, "config", None):
+        try:  # --url and -c: the file names the store the cluster lines are read from
+            from waygps.config import load
+
+            config = load(args.config)
+        except ConfigError as error:
+            print(f"{'cluster':<20} instances unknown: configuration error: {error}")
     if config is not None and getattr(config, "path", ""):
         print("\n".join(cluster_summary(config, getattr(args, "timeout", 5.0))))
     return 0
