@@ -27,6 +27,8 @@ class Collections:
     vehicles: str = "Veiculo"
     commands: str = "Comando"
     rejected: str = "FramesRejeitados"
+    alarms: str = "Alarme"
+    instances: str = "WayGPSInstance"
 
 
 @frozen
@@ -53,6 +55,7 @@ class EmbeddedConfig:
     command: str = "secantusd-py"
     startup_timeout: float = 30.0
     cache_size: str = "256M"
+    replica_set: bool = True
 
 
 @frozen
@@ -68,6 +71,7 @@ class ListenerConfig:
     identify_timeout: float = 30.0
     accept_unknown_devices: bool = True
     ack: bool = True
+    proxy_protocol: bool = False
     options: Mapping[str, Any] = field(factory=dict, converter=dict)
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -183,6 +187,15 @@ class LoggingConfig:
 
 
 @frozen
+class ClusterConfig:
+    """Several instances on one MongoDB (see docs/scaling.md)."""
+
+    feed: str = "auto"  # "auto": change streams when the store is a replica set; "local": in-process bus
+    heartbeat_interval: float = 5.0
+    lease_seconds: float = 20.0
+
+
+@frozen
 class Config:
     mongodb: MongoConfig = MongoConfig()
     embedded: EmbeddedConfig = EmbeddedConfig()
@@ -197,6 +210,7 @@ class Config:
     rejected_frames: RejectedFramesConfig = RejectedFramesConfig()
     history: HistoryConfig = HistoryConfig()
     stats: StatsConfig = StatsConfig()
+    cluster: ClusterConfig = ClusterConfig()
     path: str = ""
 
 
@@ -293,6 +307,8 @@ def _listener(index: int, raw: Any, drivers: Mapping[str, Any] | None) -> Listen
     for name in ("max_connections", "max_connections_per_ip"):
         if name in values:
             _positive(f"{key}.{name}", values[name], allow_zero=True)
+    if values.get("proxy_protocol") and transport != "tcp":
+        raise ConfigError(f"{key}.proxy_protocol: the PROXY protocol applies to TCP listeners only")
     values.setdefault("name", f"{driver_name}-{transport}-{values['port']}")
     return ListenerConfig(options=options, **values)
 
@@ -347,6 +363,22 @@ def _websocket(raw: Mapping[str, Any]) -> WebSocketConfig:
     return WebSocketConfig(tokens=tokens, **values)
 
 
+def _cluster(raw: Mapping[str, Any]) -> ClusterConfig:
+    values = _simple(ClusterConfig, "cluster", raw)
+    feed = values.get("feed", "auto")
+    if feed not in ("auto", "local"):
+        raise ConfigError(f"cluster.feed: expected 'auto' or 'local', got {feed!r}")
+    for name in ("heartbeat_interval", "lease_seconds"):
+        if name in values:
+            _positive(f"cluster.{name}", values[name])
+    heartbeat = values.get("heartbeat_interval", ClusterConfig().heartbeat_interval)
+    lease = values.get("lease_seconds", ClusterConfig().lease_seconds)
+    if lease < 2 * heartbeat:
+        raise ConfigError(f"cluster.lease_seconds: {lease:g} must be at least twice cluster.heartbeat_interval "
+                          f"({heartbeat:g}), or a live instance could lose its lease between two heartbeats")
+    return ClusterConfig(**values)
+
+
 def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path: str = "") -> Config:
     """Turn a parsed TOML document into a :class:`Config`.
 
@@ -366,6 +398,7 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
         "rejected_frames": lambda r: RejectedFramesConfig(**_simple(RejectedFramesConfig, "rejected_frames", r)),
         "history": lambda r: HistoryConfig(**_simple(HistoryConfig, "history", r)),
         "stats": lambda r: StatsConfig(**_simple(StatsConfig, "stats", r)),
+        "cluster": _cluster,
     }
     values: dict[str, Any] = {}
     for name, value in raw.items():

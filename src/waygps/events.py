@@ -157,6 +157,18 @@ class CommandStatus:
     time: datetime
 
 
+@frozen(kw_only=True)
+class FeedReset:
+    """The feed may have missed events (a change-stream resume token too old to use).
+
+    Published on the feed's bus only; the WebSocket feed answers it by sending
+    ``initial_state`` again to every client.
+    """
+
+    reason: str
+    time: datetime
+
+
 DeviceEvent = Union[Position, Heartbeat, Alarm, CommandAck]
 SessionEvent = Union[DeviceConnected, DeviceDisconnected]
 Event = Union[Position, Heartbeat, Alarm, CommandAck, DeviceConnected, DeviceDisconnected, CommandStatus, StoreStatus]

@@ -63,3 +63,7 @@ WEBSOCKET_STALE = Counter(
 API_REQUESTS = Counter("waygps_api_requests", "HTTP API requests answered", ["endpoint", "status"])
 API_POINTS = Counter("waygps_api_points_exported", "Track points written by the HTTP API", ["format"])
 WEB_REFUSED = Counter("waygps_web_refused", "Web requests refused for a missing or wrong token", ["resource", "code"])
+FEED_CHANGES = Counter("waygps_feed_changes", "Store changes read by the fleet-wide feed (change stream)")
+FEED_INTERRUPTIONS = Counter(
+    "waygps_feed_interruptions", "Change stream interruptions (unreachable, token_lost)", ["reason"]
+)

@@ -8,8 +8,9 @@ Two lanes share one MongoDB:
   the oldest has waited ``batch_interval_ms``. One batch is in flight at a
   time, so batches are stored in delivery order. When MongoDB acknowledges a
   batch (with the configured write concern, journaled), its events are
-  published, *then* the entries' Deferreds fire: nothing reaches a dashboard
-  or a device before it is stored. A duplicate ``_id`` (a re-sent report)
+  announced (handed to the ``stored`` callable: this module only stores; see
+  :class:`waygps.bus.LocalPublisher`), *then* the entries' Deferreds fire:
+  nothing reaches a dashboard or a device before it is stored. A duplicate ``_id`` (a re-sent report)
   counts as stored.
 * **Vehicles** (``Veiculo``). Each stored report, heartbeat and session event is
   folded into one :class:`~waygps.vehicles.VehicleDelta` per device; the
@@ -22,7 +23,7 @@ Two lanes share one MongoDB:
   at most about a tenth of the store's time). Heartbeats and session events
   need no report write: their ``deliver()`` fires as soon as they are folded
   (memory bounded by the number of devices), and they are written when the
-  store can take them, even after an outage. Session events are not published
+  store can take them, even after an outage. Session events are not announced
   here: the session registry publishes them itself.
 
 Outages: an entry's Deferred fails with :class:`StoreUnavailable` once it has
@@ -30,7 +31,7 @@ waited ``store_timeout`` (the device keeps its data and re-sends it); a failed
 batch is retried with exponential backoff up to ``reconnect_max_delay`` and is
 dropped only when every entry in it has been answered (then the devices own
 the data again). A late success of a batch whose entries already failed
-publishes its reports (they are stored) but fires nothing twice.
+announces its reports (they are stored) but fires nothing twice.
 
 Back-pressure: above ``queue_limit`` waiting documents every watched producer
 is paused; below half of it they resume; a ``deliver()`` that would take the
@@ -41,7 +42,7 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from bson.errors import InvalidDocument, InvalidStringData
 import bson
@@ -57,7 +58,7 @@ from zope.interface import implementer
 from waygps import metrics
 from waygps.config import Config, MongoConfig
 from waygps.documents import position_document
-from waygps.events import Alarm, DeviceConnected, DeviceDisconnected, Position, StoreStatus
+from waygps.events import Alarm, Position, StoreStatus
 from waygps.indexes import ensure_indexes
 from waygps.interfaces import IEventPublisher, IEventSink
 from waygps.quality import assess
@@ -156,10 +157,17 @@ class PersistenceService(Service):
     name = "persistence"
     stats: Any = NULL_STATS  # IStatsRecorder, set by the server
 
-    def __init__(self, store: Any, config: Config, publisher: IEventPublisher, reactor: Any) -> None:
+    def __init__(self, store: Any, config: Config,
+                 stored: Callable[[Iterable[Any]], None] | IEventPublisher, reactor: Any) -> None:
+        """``stored`` is called with the events of each stored batch (an event bus is wrapped in
+        :class:`waygps.bus.LocalPublisher`)."""
         self.store = store
         self.config = config
-        self.publisher = publisher
+        if hasattr(stored, "publish"):
+            from waygps.bus import LocalPublisher
+
+            stored = LocalPublisher(stored)
+        self.announce: Callable[[Iterable[Any]], None] = stored  # type: ignore[assignment]
         self.reactor = reactor
         p = config.persistence
         self.batch_size = p.batch_size
@@ -709,23 +717,19 @@ class PersistenceService(Service):
 
     # --- publication and idleness ----------------------------------------------------------
     def _publish(self, events: Iterable[Any], skip: frozenset[str] | set[str]) -> None:
-        for event in events:
-            if isinstance(event, (DeviceConnected, DeviceDisconnected)):
-                continue  # the session registry publishes these itself, at once
-            if skip:
-                if isinstance(event, Position) and event.document_id in skip:
-                    continue
-                if isinstance(event, Alarm) and event.position_id in skip:
-                    continue
-            try:
-                self.publisher.publish(event)
-            except Exception:
-                log.failure("persistence: publishing {event!r} failed", event=event)
+        """Hand what was stored (less refused and old copies) to ``announce``."""
+        if skip:
+            events = [event for event in events
+                      if not (isinstance(event, Position) and event.document_id in skip)
+                      and not (isinstance(event, Alarm) and event.position_id in skip)]
+        try:
+            self.announce(events)
+        except Exception:
+            log.failure("persistence: announcing {count} stored events failed", count=len(tuple(events)))
 
     def _publish_store_status(self, available: bool, detail: str) -> None:
         try:
-            self.publisher.publish(StoreStatus(available=available, time=_utc(self.reactor.seconds()),
-                                               detail=detail[:300]))
+            self.announce([StoreStatus(available=available, time=_utc(self.reactor.seconds()), detail=detail[:300])])
         except Exception:
             log.failure("persistence: publishing the store status failed")
 

@@ -2,7 +2,8 @@
 
 Start: store (embedded child, waited for until it answers ``ping``) ->
 MongoDB connection and indexes -> persistence -> sessions -> commands ->
-device listeners -> web (metrics, health, WebSocket).
+cluster (lease; on a replica set the fleet-wide feed) -> device listeners ->
+web (metrics, health, WebSocket).
 Stop, in reverse: listeners stop accepting, the persistence queue is
 flushed (pending acknowledgements go out), device connections close, the
 other services stop, the embedded store stops last.
@@ -58,7 +59,12 @@ class ListenerService(Service):
         try:
             if listener.transport == "tcp":
                 self.factory = self.driver.tcp_factory(self.context)
-                self.port = reactor.listenTCP(listener.port, self.factory, backlog=1024, interface=listener.host)
+                accepting: Any = self.factory
+                if listener.proxy_protocol:
+                    from waygps.cluster.proxy import ProxyHeaderFactory
+
+                    accepting = ProxyHeaderFactory(self.factory, reactor, listener.name)
+                self.port = reactor.listenTCP(listener.port, accepting, backlog=1024, interface=listener.host)
             else:
                 self.datagram = self.driver.udp_protocol(self.context)
                 self.port = reactor.listenUDP(listener.port, self.datagram, interface=listener.host)
@@ -67,8 +73,9 @@ class ListenerService(Service):
                 f"listener[{self.index}]: cannot listen on {listener.transport} {listener.host}:{listener.port}: "
                 f"{e.socketError}"
             ) from None
-        log.info("listener {name}: driver {driver} on {transport} {host}:{port}", name=listener.name,
-                 driver=self.driver.name, transport=listener.transport, host=listener.host, port=self.bound_port)
+        log.info("listener {name}: driver {driver} on {transport} {host}:{port}{proxy}", name=listener.name,
+                 driver=self.driver.name, transport=listener.transport, host=listener.host, port=self.bound_port,
+                 proxy=" (PROXY protocol)" if listener.proxy_protocol else "")
 
     def stop_listening(self) -> Deferred:
         port, self.port = self.port, None
@@ -144,8 +151,10 @@ class WayGPSService(MultiService):
             context = DriverContext(listener=listener, sink=self.persistence, sessions=self.sessions,
                                     reactor=reactor, rejected=self.rejected, stats=self.stats or NULL_STATS)
             self.listeners.append(ListenerService(index, listener, drivers[listener.driver], context))
+        from waygps.cluster.service import ClusterService
         from waygps.web.service import WebService
 
+        self.cluster = ClusterService(self)
         self.web = WebService(self)
         self.started: Deferred = Deferred()
         self._running_parts: list[Any] = []
@@ -191,6 +200,8 @@ class WayGPSService(MultiService):
             yield self.stats.ensure_indexes()
             self.stats.start()
             self._running_parts.append(self.stats)
+        yield self.cluster.start()
+        self._running_parts.append(self.cluster)
         for listener in self.listeners:
             listener.listen()
             self._running_parts.append(listener)
@@ -203,6 +214,10 @@ class WayGPSService(MultiService):
                for l in self.listeners]
         out.append(f"tcp {_address(self.web.config.host, self.web.bound_port)} (web)")
         return out
+    @property
+    def feed(self) -> Any:
+        """What the WebSocket feed listens to: the local bus, or the change-stream feed of a replica set."""
+        return self.cluster.feed
 
     def _started(self, _: Any) -> None:
         log.info("waygps: running ({n} listeners, instance {instance})", n=len(self.listeners),
@@ -249,6 +264,8 @@ class WayGPSService(MultiService):
                 yield _quietly(maybeDeferred(self.web.stop))
             elif part is self.stats:
                 yield _quietly(self.stats.stop())
+            elif part is self.cluster:
+                yield _quietly(maybeDeferred(self.cluster.stop))
             elif part is self.embedded:
                 yield _quietly(self.store.close())
                 yield _quietly(self.embedded.stopService())

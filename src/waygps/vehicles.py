@@ -15,7 +15,10 @@ server against the stored document, not by this process:
   connection, when ``DeviceConnected`` carries one): the value of the last
   event in delivery order,
   decided by a sequence number (``seq``) because position reports are folded
-  only after they are stored, which may be after a later session event;
+  only after they are stored, which may be after a later session event; a
+  ``DeviceDisconnected`` of an instance sets ``online: false`` only while the
+  stored ``instance`` is that instance (or none): a device that moved to
+  another instance stays online (cluster takeover, docs/scaling.md);
 * ``ds_modelo``: only when the stored one is missing or empty;
 * ``battery`` (%), ``power`` (V), ``rssi`` (GSM CSQ 0-31), ``gsmSignal``
   (Teltonika's 0-5 level), ``satellites``: the value of the newest report that
@@ -49,7 +52,7 @@ class VehicleDelta:
     """What is known about one device since its last ``Veiculo`` write."""
 
     __slots__ = ("imei", "last_seen", "online", "online_seq", "protocol", "protocol_seq", "instance",
-                 "position", "ignition", "ignition_time", "model", "state")
+                 "offline_of", "position", "ignition", "ignition_time", "model", "state")
 
     def __init__(self, imei: str) -> None:
         self.imei = imei
@@ -59,6 +62,7 @@ class VehicleDelta:
         self.protocol: str | None = None
         self.protocol_seq = -1
         self.instance: str | None = None
+        self.offline_of: str | None = None
         self.position: Position | None = None
         self.ignition: bool | None = None
         self.ignition_time: datetime | None = None
@@ -70,9 +74,11 @@ class VehicleDelta:
         if self.last_seen is None or when > self.last_seen:
             self.last_seen = when
 
-    def set_online(self, online: bool, seq: int) -> None:
+    def set_online(self, online: bool, seq: int, of: str | None = None) -> None:
+        """``of``: the instance whose connection went offline (``None``: whichever holds it)."""
         if seq >= self.online_seq:
             self.online, self.online_seq = online, seq
+            self.offline_of = of if not online else None
 
     def set_protocol(self, protocol: str, seq: int, instance: str | None = None) -> None:
         """Protocol (and instance) of the connection of the event numbered ``seq``."""
@@ -93,7 +99,7 @@ class VehicleDelta:
             self.set_online(True, seq)
             self.set_protocol(event.protocol, seq, getattr(event, "instance", None))
         elif isinstance(event, DeviceDisconnected):
-            self.set_online(False, seq)
+            self.set_online(False, seq, getattr(event, "instance", None) or None)
 
     def _add_position(self, position: Position, seq: int) -> None:
         self.seen(position.server_time)
@@ -132,7 +138,7 @@ class VehicleDelta:
         if later.last_seen is not None:
             self.seen(later.last_seen)
         if later.online is not None:
-            self.set_online(later.online, later.online_seq)
+            self.set_online(later.online, later.online_seq, later.offline_of)
         if later.protocol is not None:
             self.set_protocol(later.protocol, later.protocol_seq, later.instance)
         if later.position is not None:
@@ -154,7 +160,12 @@ class VehicleDelta:
         if self.last_seen is not None:
             fields["lastSeen"] = {"$max": ["$lastSeen", self.last_seen]}
         if self.online is not None:
-            fields["online"] = _literal(self.online)
+            if self.online is False and self.offline_of and self.instance != self.offline_of:
+                # (when this delta itself records that instance's connection, it held the device last)
+                holder = {"$ifNull": ["$instance", ""]}
+                fields["online"] = {"$cond": [{"$in": [holder, ["", self.offline_of]]}, False, "$online"]}
+            else:
+                fields["online"] = _literal(self.online)
         if self.protocol is not None:
             fields["protocol"] = _literal(self.protocol)
         if self.instance is not None:

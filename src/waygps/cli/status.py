@@ -2,7 +2,8 @@
 
 Reports per second and the store latency are the server's own last-minute
 figures (``waygps_reports_stored_per_second``, ``waygps_store_batch_seconds_recent``),
-so one scrape is enough and the command answers at once.
+so one scrape is enough and the command answers at once. With a configuration
+file, the cluster lines follow: every instance's heartbeat document from the store.
 """
 
 from __future__ import annotations
@@ -168,4 +169,26 @@ def run(args: argparse.Namespace, config: Any) -> int:
         print(f"waygps status: {url} is not a WayGPS server (no waygps_devices_online)", file=sys.stderr)
         return 1
     print("\n".join(summary(samples, url)))
+    if config is None and getattr(args, "config", None):
+        try:  # --url and -c: the file names the store the cluster lines are read from
+            from waygps.config import load
+
+            config = load(args.config)
+        except ConfigError as error:
+            print(f"{'cluster':<20} instances unknown: configuration error: {error}")
+    if config is not None and getattr(config, "path", ""):
+        print("\n".join(cluster_summary(config, getattr(args, "timeout", 5.0))))
     return 0
+
+
+def cluster_summary(config: Any, timeout: float) -> list[str]:
+    """Every instance on the store (waygps.cluster.status); one line if the store cannot be read."""
+    import time
+
+    from waygps.cluster.status import cluster_lines, read_instances
+
+    try:
+        docs = read_instances(config, timeout)
+    except Exception as error:
+        return [f"{'cluster':<20} instances unknown: store not readable ({type(error).__name__})"]
+    return cluster_lines(docs, time.time())

@@ -127,6 +127,8 @@ class CommandService(Service):
         self._work: set[Deferred] = set()
         self._polling: Deferred | None = None
         self._next_sweep = 0.0
+        # Cluster (waygps.cluster.takeover): Deferred[bool], may this instance write to the device?
+        self.holder: Callable[[str], Deferred] | None = None
 
     # --- lifecycle -----------------------------------------------------------
     def startService(self) -> Deferred:
@@ -398,6 +400,8 @@ class CommandService(Service):
         if connection is None:
             self._watch.discard(imei)
             return
+        if self.holder is not None and not (yield self.holder(imei)):
+            return  # the store names another instance as the holder: it writes the commands
         if (yield self.queue.in_flight(imei)) is not None:
             return  # one command at a time; its answer or timeout triggers the next
         pending = yield self.queue.pending_for(imei, limit=PER_DEVICE)

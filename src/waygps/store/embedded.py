@@ -130,9 +130,13 @@ class EmbeddedStore(Service):
             raise StoreError(f"embedded.data_dir: cannot create {data_dir}: {e.strerror}") from None
         args = [
             command, "--host", self.config.host, "--port", str(self.config.port),
-            "--storage-path", str(data_dir), "--standalone", "--log-level", "WARNING",
+            "--storage-path", str(data_dir), "--log-level", "WARNING",
             "--cache-size", self.config.cache_size,
         ]
+        if not self.config.replica_set:
+            # Without it the store answers as a one-node replica set, which serves change streams
+            # (the fleet-wide feed of several instances, docs/scaling.md).
+            args.append("--standalone")
         self.process = _StoreProcess()
         self._transport = self.reactor.spawnProcess(self.process, sys.executable,
                                                      [sys.executable, "-c", _LAUNCH, str(os.getpid()), *args], env=dict(os.environ))

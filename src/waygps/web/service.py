@@ -32,7 +32,7 @@ class WebService:
         checks = [store_check(server.store)] + [
             listening_check(f"listener {l.listener.name}", lambda l=l: l.port) for l in server.listeners
         ]
-        self.feed = GpsFeedFactory(self.config, server.store, server.bus, reactor=server.reactor)
+        self.feed = GpsFeedFactory(self.config, server.store, getattr(server, "feed", server.bus), reactor=server.reactor)
         page = MapPage(server.config.map, self.config.path)
         extra = {self.config.path: WebSocketResource(self.feed), "map": page, "static": static_files(),
                  "api/v1": ApiResource(server.config, server.store, server.reactor)}

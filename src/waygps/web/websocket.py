@@ -33,7 +33,7 @@ from zope.interface import implementer
 
 from waygps import metrics
 from waygps.config import TokenConfig, WebSocketConfig
-from waygps.events import Position
+from waygps.events import FeedReset, Position
 from waygps.web.feed_limits import ConnectionCounts, HandshakeLimiter
 from waygps.web.feed_messages import (
     EVERYONE,
@@ -164,6 +164,13 @@ class GpsFeedProtocol(WebSocketServerProtocol):
         self.factory.clients.add(self)
         self.factory.index(self)
         metrics.WEBSOCKET_CLIENTS.set(len(self.factory.clients))
+        self.start_over()
+
+    def start_over(self) -> None:
+        """Drop what is queued and send ``initial_state`` again; live messages follow it."""
+        self.ready = False
+        self.latest.clear()
+        self.backlog.clear()
         d = self.factory.initial_state(self.scope)
         d.addCallback(self._initial_state)
         d.addErrback(self._initial_state_failed)
@@ -382,6 +389,11 @@ class GpsFeedFactory(WebSocketServerFactory):
         metrics.WEBSOCKET_REFUSED.labels(reason).inc()
 
     def publish(self, event: Any) -> None:
+        if isinstance(event, FeedReset):
+            # The feed may have missed events (docs/scaling.md): every client starts over.
+            for client in list(self.clients):
+                client.start_over()
+            return
         if isinstance(event, Position) and not self._fresh(event):
             return
         found = message_for(event)
