@@ -58,7 +58,7 @@ class ListenerService(Service):
         try:
             if listener.transport == "tcp":
                 self.factory = self.driver.tcp_factory(self.context)
-                self.port = reactor.listenTCP(listener.port, self.factory, backlog=1024, interface=listener.host)
+                self.port = reactor.listenTCP(listener.port, self.factory, backlog=listener.backlog, interface=listener.host)
             else:
                 self.datagram = self.driver.udp_protocol(self.context)
                 self.port = reactor.listenUDP(listener.port, self.datagram, interface=listener.host)
