@@ -484,15 +484,18 @@ class PersistenceService(Service):
                       driver=doc.get("protocol"), imei=doc.get("IMEI"), id=doc["_id"], code=error.get("code"),
                       message=error.get("errmsg", ""))
         old_copies: set[str] = set()
+        stored: dict[str, int] = {}  # per driver: one counter update per batch, not per report
         for index, doc in enumerate(batch.documents):
-            if doc["_id"] in refused_ids:
+            if refused_ids and doc["_id"] in refused_ids:
                 continue
             if index in duplicates:
                 if batch.attempts == 1:
                     old_copies.add(doc["_id"])
                     metrics.DUPLICATES.labels(doc["protocol"]).inc()
             else:
-                metrics.REPORTS_STORED.labels(doc["protocol"]).inc()
+                stored[doc["protocol"]] = stored.get(doc["protocol"], 0) + 1
+        for protocol, count in stored.items():
+            metrics.REPORTS_STORED.labels(protocol).inc(count)
         if old_copies:
             log.debug("persistence: {count} re-sent reports were already stored", count=len(old_copies))
         self._release(batch)

@@ -84,20 +84,24 @@ def keep_frame(context: DriverContext, driver: str, imei: str | None, peer: str,
 class _AckQueue:
     """Acknowledgements written in report order, each once its store settled."""
 
+    __slots__ = ("_write", "_driver", "_entries")
+
     def __init__(self, write: Callable[[bytes], None], driver: str) -> None:
         self._write = write
         self._driver = driver
-        self._entries: deque[list[Any]] = deque()
+        self._entries: deque[list[Any]] | None = None  # made on the first report: most connections idle
 
     def add(self, store: Store, stored: Deferred) -> None:
         entry: list[Any] = [store, None]
+        if self._entries is None:
+            self._entries = deque()
         self._entries.append(entry)
+        # Bound methods with arguments: no closures per report.
+        stored.addCallbacks(self._settle, self._settle, callbackArgs=(entry, True), errbackArgs=(entry, False))
 
-        def settle(ok: bool) -> None:
-            entry[1] = ok
-            self._flush()
-
-        stored.addCallbacks(lambda _: settle(True), lambda f: settle(False))
+    def _settle(self, _: Any, entry: list[Any], ok: bool) -> None:
+        entry[1] = ok
+        self._flush()
 
     def reply(self, data: bytes) -> None:
         """An immediate answer (``ERR …``) that must not overtake earlier reports' acks."""
@@ -107,21 +111,22 @@ class _AckQueue:
             self._write(data)
 
     def _flush(self) -> None:
-        while self._entries and self._entries[0][1] is not None:
-            store, ok = self._entries.popleft()
+        entries = self._entries
+        while entries and entries[0][1] is not None:
+            store, ok = entries.popleft()
             if ok == "reply":
                 self._write(store)
             elif ok:
                 if store.ack:
                     self._write(store.ack)
-                    metrics.ACKS_SENT.labels(self._driver).inc()
+                    _labelled(metrics.ACKS_SENT, self._driver).inc()
             else:
-                metrics.ACKS_WITHHELD.labels(self._driver).inc()
+                _labelled(metrics.ACKS_WITHHELD, self._driver).inc()
                 if store.nack:
                     self._write(store.nack)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) if self._entries else 0
 
 
 def _expects_answer(codec: Any, command: Command) -> bool:
@@ -130,9 +135,21 @@ def _expects_answer(codec: Any, command: Command) -> bool:
     return True if ask is None else bool(ask(command))
 
 
+# Labelled children of the per-report counters, looked up once (``labels()`` costs more than ``inc()``).
+_children: dict[tuple[int, str], Any] = {}
+
+
+def _labelled(metric: Any, label: str) -> Any:
+    key = (id(metric), label)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(label)
+    return child
+
+
 def _count_events(driver: str, store: Store) -> None:
-    metrics.FRAMES_DECODED.labels(driver).inc()
-    metrics.FRAMES_RECEIVED.labels(driver).inc()
+    _labelled(metrics.FRAMES_DECODED, driver).inc()
+    _labelled(metrics.FRAMES_RECEIVED, driver).inc()
 
 
 @implementer(IDeviceConnection)
@@ -239,13 +256,14 @@ class DeviceProtocol(Protocol):
                 log.warn("{driver} {peer}: report before identification dropped", driver=self.protocol,
                          peer=self.peer)
                 return
-            foreign = {getattr(e, "imei", self.imei) for e in action.events} - {self.imei}
+            imei = self.imei
+            foreign = [e.imei for e in action.events if getattr(e, "imei", imei) != imei]
             if foreign:
                 # Another device's reports on this connection (shared SIM, spoof): never stored
                 # under the allow-list's nose, never acknowledged.
                 metrics.FRAMES_REJECTED.labels(self.protocol, "imei_mismatch").inc()
                 log.warn("{driver} {imei} {peer}: report of another device {other} dropped",
-                         driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(foreign)))
+                         driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(set(foreign))))
                 return
             _count_events(self.protocol, action)
             assert self._acks is not None
