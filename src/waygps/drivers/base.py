@@ -114,6 +114,8 @@ class _AckQueue:
         entries = self._entries
         while entries and entries[0][1] is not None:
             store, ok = entries.popleft()
+            if not entries:
+                self._entries = None  # an idle connection keeps no empty deque
             if ok == "reply":
                 self._write(store)
             elif ok:
@@ -167,7 +169,8 @@ class DeviceProtocol(Protocol):
         self.peer = "?"
         self._timer: Any = None
         self._acks: _AckQueue | None = None
-        self._backlog: deque[Action] = deque()
+        # Actions not yet carried out; made when needed and dropped when empty (most connections idle).
+        self._backlog: deque[Action] | None = None
         self._gate: Deferred | None = None
         self._closing = False
         self._close_reason = "closed by device"
@@ -200,7 +203,12 @@ class DeviceProtocol(Protocol):
             metrics.FRAMES_REJECTED.labels(self.protocol, "codec_error").inc()
             self._lose("codec error", kind="codec_error", abort=True)
             return
-        self._backlog.extend(actions)
+        if not actions:
+            return
+        if self._backlog is None:
+            self._backlog = deque(actions)
+        else:
+            self._backlog.extend(actions)
         if len(self._backlog) > MAX_BACKLOG:
             # Only possible while the allow-list answer is pending (reads are paused then).
             metrics.FRAMES_REJECTED.labels(self.protocol, "backlog_overflow").inc()
@@ -244,8 +252,11 @@ class DeviceProtocol(Protocol):
 
     # --- actions -----------------------------------------------------------
     def _run(self) -> None:
-        while self._backlog and self._gate is None and not self._closing:
-            self._apply(self._backlog.popleft())
+        backlog = self._backlog
+        while backlog and self._gate is None and not self._closing:
+            self._apply(backlog.popleft())
+        if not backlog and self._backlog is backlog:
+            self._backlog = None
 
     def _apply(self, action: Action) -> None:
         if isinstance(action, Send):
@@ -318,7 +329,7 @@ class DeviceProtocol(Protocol):
                          imei=action.imei, peer=self.peer)
                 if action.reject:
                     self._write(action.reject)
-                self._backlog.clear()
+                self._backlog = None
                 self._lose("unknown device", kind="refused")
                 return
             self.imei = action.imei
