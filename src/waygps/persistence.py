@@ -14,12 +14,12 @@ Two lanes share one MongoDB:
 * **Vehicles** (``Veiculo``). Each stored report, heartbeat and session event is
   folded into one :class:`~waygps.vehicles.VehicleDelta` per device; the
   deltas are written as one unordered ``bulk_write`` of upserts whenever the
-  report lane is idle, and at the latest ``VEHICLE_MIN_LAG`` (or nine times the
-  duration of the previous vehicle write, whichever is longer) after the
+  report lane is idle, and at the latest ``VEHICLE_MIN_LAG`` (or nineteen times
+  the duration of the previous vehicle write, whichever is longer) after the
   oldest delta appeared. So under light load ``Veiculo`` follows each batch at
-  once, and under saturation the per-device upserts (several times dearer
-  than inserts) coalesce instead of cutting the report throughput (they use
-  at most about a tenth of the store's time). Heartbeats and session events
+  once, and under saturation the per-device upserts (on the embedded store
+  about ten times dearer than an insert) coalesce instead of cutting the
+  report throughput (they use at most about a twentieth of the store's time). Heartbeats and session events
   need no report write: their ``deliver()`` fires as soon as they are folded
   (memory bounded by the number of devices), and they are written when the
   store can take them, even after an outage. Session events are not published
@@ -71,8 +71,8 @@ REPORTS_FLAGGED = metrics.REPORTS_FLAGGED
 DUPLICATE_KEY = 11000
 BACKOFF_INITIAL = 0.1
 HARD_CAP_FACTOR = 2
-VEHICLE_MIN_LAG = 1.0
-VEHICLE_LAG_FACTOR = 9.0
+VEHICLE_MIN_LAG = 2.0
+VEHICLE_LAG_FACTOR = 19.0
 _UNENCODABLE = (InvalidDocument, InvalidStringData, OverflowError, TypeError, ValueError)
 
 
