@@ -167,7 +167,9 @@ class DeviceProtocol(Protocol):
         self.transport_name = "tcp"
         self.imei: str | None = None
         self.peer = "?"
-        self._timer: Any = None
+        # Identify / idle deadline (reactor seconds) and its reason; one timer per listener expires them.
+        self._deadline: float | None = None
+        self._deadline_reason = ""
         self._acks: _AckQueue | None = None
         # Actions not yet carried out; made when needed and dropped when empty (most connections idle).
         self._backlog: deque[Action] | None = None
@@ -367,19 +369,19 @@ class DeviceProtocol(Protocol):
             self.transport.loseConnection()
 
     def _arm(self, seconds: float, reason: str) -> None:
-        if self._timer is not None and self._timer.active() and self._timer.args == (reason,):
-            self._timer.reset(seconds)
-            return
-        self._cancel_timer()
-        self._timer = self.context.reactor.callLater(seconds, self._expired, reason)
+        """(Re)set this connection's deadline: an attribute, not a timer of its own (memory, CPU)."""
+        deadline = self.context.reactor.seconds() + seconds
+        later = self._deadline is not None and deadline >= self._deadline
+        self._deadline = deadline
+        self._deadline_reason = reason
+        if not later:
+            self.factory.expire_at(deadline)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._deadline = None
 
     def _expired(self, reason: str) -> None:
-        self._timer = None
+        self._deadline = None
         log.info("{driver} {imei} {peer}: {why}; closing", driver=self.protocol, imei=self.imei,
                  peer=self.peer, why=reason)
         # A silent peer may be a dead mobile link: do not wait for it to read our FIN.
@@ -396,6 +398,36 @@ class DeviceFactory(ServerFactory):
         self.context = context
         self.connections: set[DeviceProtocol] = set()
         self._per_ip: dict[str, int] = {}
+        self._expiry: Any = None  # the one DelayedCall for every connection's identify / idle deadline
+
+    def expire_at(self, deadline: float) -> None:
+        """Make sure the connections are checked at ``deadline`` (deadlines pushed later need nothing)."""
+        call, reactor = self._expiry, self.context.reactor
+        if call is not None and call.active():
+            if call.getTime() <= deadline:
+                return
+            call.cancel()
+        self._expiry = reactor.callLater(max(0.0, deadline - reactor.seconds()), self._expire)
+
+    def _expire(self) -> None:
+        """Close the connections whose deadline passed; wait for the next one."""
+        self._expiry = None
+        now = self.context.reactor.seconds() + 1e-6  # float rounding of "deadline - now" must not delay it
+        due: list[DeviceProtocol] = []
+        earliest: float | None = None
+        for protocol in self.connections:
+            deadline = protocol._deadline
+            if deadline is None:
+                continue
+            if deadline <= now:
+                due.append(protocol)
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        for protocol in due:
+            if protocol._deadline is not None:
+                protocol._expired(protocol._deadline_reason)
+        if earliest is not None:
+            self.expire_at(earliest)
 
     def buildProtocol(self, addr: Any) -> DeviceProtocol | None:
         listener = self.context.listener
@@ -419,6 +451,9 @@ class DeviceFactory(ServerFactory):
                 self._per_ip[host] = left
             else:
                 self._per_ip.pop(host, None)
+            if not self.connections and self._expiry is not None and self._expiry.active():
+                self._expiry.cancel()  # no deadline left to watch
+                self._expiry = None
 
     def _refuse(self, host: str, reason: str) -> None:
         metrics.CONNECTIONS_REFUSED.labels(self.context.listener.name, reason).inc()
