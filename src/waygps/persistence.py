@@ -17,7 +17,9 @@ Two lanes share one MongoDB:
   report lane is idle, and at the latest ``VEHICLE_MIN_LAG`` (or nineteen times
   the duration of the previous vehicle write, whichever is longer) after the
   oldest delta appeared. So under light load ``Veiculo`` follows each batch at
-  once, and under saturation the per-device upserts (on the embedded store
+  once (unless the previous vehicle write ended less than nineteen times its
+  duration ago: a fleet that waits for its acks empties the lane after every
+  batch), and under saturation the per-device upserts (on the embedded store
   about ten times dearer than an insert) coalesce instead of cutting the
   report throughput (they use at most about a twentieth of the store's time). Heartbeats and session events
   need no report write: their ``deliver()`` fires as soon as they are folded
@@ -185,6 +187,7 @@ class PersistenceService(Service):
         self._vehicle_call: Any = None
         self._vehicle_attempts = 0
         self._vehicle_duration = 0.0
+        self._vehicle_written_at = float("-inf")
         self.vehicle_stats = {"writes": 0, "updates": 0, "seconds": 0.0}
         # back-pressure and life cycle
         self._producers: set[Any] = set()
@@ -610,8 +613,11 @@ class PersistenceService(Service):
     def _kick_vehicles(self, force: bool = False) -> None:
         if not self._dirty or self._vehicle_inflight is not None or self._stopped:
             return
-        # Write at once when the report lane leaves the store to us; else within the lag.
-        urgent = force or self._stopping or (self._inflight is None and not self._queue)
+        # Write at once when the report lane leaves the store to us (unless the last vehicle write
+        # ended too recently: a closed-loop fleet empties the lane after every batch); else within the lag.
+        urgent = force or self._stopping or (
+            self._inflight is None and not self._queue
+            and self.reactor.seconds() - self._vehicle_written_at >= VEHICLE_LAG_FACTOR * self._vehicle_duration)
         if self._vehicle_call is not None:
             if self._vehicle_attempts or not urgent:
                 return  # a retry keeps its backoff; a lag timer is overtaken only when urgent
@@ -657,7 +663,8 @@ class PersistenceService(Service):
             return
         self._vehicle_inflight = None
         self._vehicle_attempts = 0
-        self._vehicle_duration = max(0.0, self.reactor.seconds() - started)
+        self._vehicle_written_at = self.reactor.seconds()
+        self._vehicle_duration = max(0.0, self._vehicle_written_at - started)
         self.vehicle_stats["writes"] += 1
         self.vehicle_stats["updates"] += len(deltas)
         self.vehicle_stats["seconds"] += self._vehicle_duration

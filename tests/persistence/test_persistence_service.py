@@ -13,7 +13,7 @@ from persistence_support import IMEI, OTHER, T0, FakeStore, config, position, sa
 from waygps.bus import EventBus
 from waygps.events import Alarm, CommandAck, DeviceConnected, DeviceDisconnected, Heartbeat
 from waygps.persistence import (
-    PersistenceService, QueueFull, ReportRejected, ServiceStopped, StoreUnavailable, VEHICLE_MIN_LAG,
+    PersistenceService, QueueFull, ReportRejected, ServiceStopped, StoreUnavailable, VEHICLE_LAG_FACTOR, VEHICLE_MIN_LAG,
 )
 
 
@@ -256,6 +256,24 @@ def test_vehicle_updates_coalesce_while_reports_keep_the_store_busy() -> None:
     assert sorted(op._filter["IMEI"] for op in write.payload) == sorted([IMEI, OTHER])
     stage = next(op for op in write.payload if op._filter["IMEI"] == IMEI)._doc[0]["$set"]
     assert stage["dataDevice"]["$cond"][1] == {"$literal": position(minutes=2).device_time}
+
+
+def test_a_lane_that_empties_after_every_batch_does_not_make_every_vehicle_write_urgent() -> None:
+    # A closed-loop fleet: each batch's devices answer only after their acks, so the report lane is
+    # empty after every batch. Veiculo still takes at most 1 / VEHICLE_LAG_FACTOR of the store's time.
+    h = Harness(batch_size=1)
+    h.deliver(position(key="a", minutes=1))
+    h.inserts[0].succeed()  # idle store: Veiculo follows at once
+    [first] = h.store.vehicles.calls
+    h.clock.advance(0.5)  # the vehicle write took 0.5 s
+    first.succeed()
+    h.deliver(position(key="b", minutes=2))
+    h.inserts[1].succeed()
+    assert h.store.vehicles.calls == [first]
+    h.clock.advance(VEHICLE_LAG_FACTOR * 0.5 - 0.01)
+    assert h.store.vehicles.calls == [first]
+    h.clock.advance(0.02)
+    assert len(h.store.vehicles.calls) == 2
 
 
 def test_a_failed_vehicle_write_is_retried_with_what_came_since() -> None:
