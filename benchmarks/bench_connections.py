@@ -12,6 +12,10 @@ RSS, and the RSS above the baseline per connection (target: 10,000
 connections under 10 KB each). The file limit (RLIMIT_NOFILE) is raised for
 this process and the server (both ends of every connection are on this
 machine). The store is a separate process: its memory is not counted.
+Each reading is taken once every device of the step is connected and
+acknowledged and the server is idle (its CPU under ``--quiet-cpu`` for 2 s),
+so it counts held connections, not reports in flight. ``--backlog`` sets the
+listener's listen queue (default: the server's, 1024).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import free_port, machine, raise_fd_limit, rss_bytes  # noqa: E402  (puts src/ on the path)
+from benchlib import cpu_seconds, free_port, machine, raise_fd_limit, rss_bytes  # noqa: E402  (puts src/ on the path)
 
 CONFIG = """
 [mongodb]
@@ -43,6 +47,7 @@ transport = "tcp"
 host = "127.0.0.1"
 port = {port}
 max_connections = {max_connections}
+backlog = {backlog}
 
 [websocket]
 host = "127.0.0.1"
@@ -50,10 +55,10 @@ port = {web_port}
 """
 
 
-def start_server(directory: Path, port: int, max_connections: int) -> subprocess.Popen:
+def start_server(directory: Path, port: int, max_connections: int, backlog: int) -> subprocess.Popen:
     config = directory / "waygps.toml"
     config.write_text(CONFIG.format(data=directory / "db", store_port=free_port(), port=port,
-                                    max_connections=max_connections, web_port=free_port()))
+                                    max_connections=max_connections, backlog=backlog, web_port=free_port()))
     twistd = Path(sys.executable).with_name("twistd")
     process = subprocess.Popen([str(twistd), "--nodaemon", "--pidfile=", "waygps", "--config", str(config)],
                                stdout=open(directory / "server.log", "wb"), stderr=subprocess.STDOUT,
@@ -76,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="1000,2500,5000,10000",
                         help="connection counts to measure at (comma-separated, increasing)")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait before each measurement")
+    parser.add_argument("--rate", type=float, default=500.0, help="new connections per second")
+    parser.add_argument("--backlog", type=int, default=1024, help="the listener's backlog (the server's default)")
+    parser.add_argument("--quiet-cpu", type=float, default=0.02,
+                        help="the server counts as idle when it uses less than this share of a core for 2 s")
     args = parser.parse_args(argv)
     steps = [int(x) for x in args.steps.split(",")]
     limit = raise_fd_limit(2 * steps[-1] + 1000)
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     directory = Path(tempfile.mkdtemp(prefix="waygps-bench-conn-"))
     port = free_port()
-    server = start_server(directory, port, steps[-1] + 100)
+    server = start_server(directory, port, steps[-1] + 100, args.backlog)
     stats = Stats()
     fleets: list[Fleet] = []
     rows: list[tuple[int, int, float, float]] = []
@@ -101,25 +110,41 @@ def main(argv: list[str] | None = None) -> int:
     async def sleep(seconds: float) -> None:
         await deferLater(reactor, seconds, lambda: None)
 
+    async def quiet(deadline: float) -> bool:
+        """Wait until the server is idle: no report in flight, nothing to write (CPU near zero for 2 s)."""
+        while time.monotonic() < deadline:
+            before = cpu_seconds(server.pid)
+            await sleep(2.0)
+            if (cpu_seconds(server.pid) - before) / 2.0 < args.quiet_cpu:
+                return True
+        return False
+
     async def run() -> None:
         await sleep(args.settle)
+        await quiet(time.monotonic() + 60)
         baseline = rss_bytes(server.pid)
         print(f"server idle: RSS {baseline / 2**20:.1f} MiB (pid {server.pid})", flush=True)
         opened = 0
         for target in steps:
             count = target - opened
             options = FleetOptions(driver="gv50", host="127.0.0.1", port=port, devices=count, interval=86400.0,
-                                   first_report_within=1.0, ramp_up=count / 500, first_device=opened,
+                                   first_report_within=1.0, ramp_up=count / args.rate, first_device=opened,
                                    settings=DeviceSettings(ack_timeout=600.0, heartbeat=0.0), reconnect_delay=30.0,
                                    tick=1.0)
             fleet = Fleet(reactor, options, stats)
             fleets.append(fleet)
             fleet.start()
             opened = target
-            deadline = time.monotonic() + 120 + count / 100
+            # Measure only when every device is connected and acknowledged and the server is idle:
+            # memory read while first reports are in flight counts their work, not the connections.
+            deadline = time.monotonic() + 300 + count / 20
             while (stats.connected < target or stats.acked < target) and time.monotonic() < deadline:
                 await sleep(0.5)
             await sleep(args.settle)
+            idle = await quiet(time.monotonic() + 120)
+            if stats.acked < target or not idle:
+                print(f"warning: measured with {stats.acked} of {target} first reports acknowledged, server "
+                      f"{'idle' if idle else 'still busy'}", flush=True)
             rss = rss_bytes(server.pid)
             per = (rss - baseline) / max(1, stats.connected)
             rows.append((target, stats.connected, rss / 2**20, per / 1024))

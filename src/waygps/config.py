@@ -69,6 +69,7 @@ class ListenerConfig:
     max_connections: int = 10000
     max_connections_per_ip: int = 0
     identify_timeout: float = 30.0
+    backlog: int = 1024  # TCP listen queue (the kernel caps it at net.core.somaxconn)
     accept_unknown_devices: bool = True
     ack: bool = True
     proxy_protocol: bool = False
@@ -309,6 +310,8 @@ def _listener(index: int, raw: Any, drivers: Mapping[str, Any] | None) -> Listen
             _positive(f"{key}.{name}", values[name], allow_zero=True)
     if values.get("proxy_protocol") and transport != "tcp":
         raise ConfigError(f"{key}.proxy_protocol: the PROXY protocol applies to TCP listeners only")
+    if "backlog" in values:
+        _positive(f"{key}.backlog", values["backlog"])
     values.setdefault("name", f"{driver_name}-{transport}-{values['port']}")
     return ListenerConfig(options=options, **values)
 

@@ -15,12 +15,14 @@ Two lanes share one MongoDB:
 * **Vehicles** (``Veiculo``). Each stored report, heartbeat and session event is
   folded into one :class:`~waygps.vehicles.VehicleDelta` per device; the
   deltas are written as one unordered ``bulk_write`` of upserts whenever the
-  report lane is idle, and at the latest ``VEHICLE_MIN_LAG`` (or nine times the
-  duration of the previous vehicle write, whichever is longer) after the
+  report lane is idle, and at the latest ``VEHICLE_MIN_LAG`` (or nineteen times
+  the duration of the previous vehicle write, whichever is longer) after the
   oldest delta appeared. So under light load ``Veiculo`` follows each batch at
-  once, and under saturation the per-device upserts (several times dearer
-  than inserts) coalesce instead of cutting the report throughput (they use
-  at most about a tenth of the store's time). Heartbeats and session events
+  once (unless the previous vehicle write ended less than nineteen times its
+  duration ago: a fleet that waits for its acks empties the lane after every
+  batch), and under saturation the per-device upserts (on the embedded store
+  about ten times dearer than an insert) coalesce instead of cutting the
+  report throughput (they use at most about a twentieth of the store's time). Heartbeats and session events
   need no report write: their ``deliver()`` fires as soon as they are folded
   (memory bounded by the number of devices), and they are written when the
   store can take them, even after an outage. Session events are not announced
@@ -73,8 +75,8 @@ REPORTS_FLAGGED = metrics.REPORTS_FLAGGED
 DUPLICATE_KEY = 11000
 BACKOFF_INITIAL = 0.1
 HARD_CAP_FACTOR = 2
-VEHICLE_MIN_LAG = 1.0
-VEHICLE_LAG_FACTOR = 9.0
+VEHICLE_MIN_LAG = 2.0
+VEHICLE_LAG_FACTOR = 19.0
 _UNENCODABLE = (InvalidDocument, InvalidStringData, OverflowError, TypeError, ValueError)
 
 
@@ -195,6 +197,7 @@ class PersistenceService(Service):
         self._vehicle_call: Any = None
         self._vehicle_attempts = 0
         self._vehicle_duration = 0.0
+        self._vehicle_written_at = float("-inf")
         self.vehicle_stats = {"writes": 0, "updates": 0, "seconds": 0.0}
         # back-pressure and life cycle
         self._producers: set[Any] = set()
@@ -494,8 +497,9 @@ class PersistenceService(Service):
                       driver=doc.get("protocol"), imei=doc.get("IMEI"), id=doc["_id"], code=error.get("code"),
                       message=error.get("errmsg", ""))
         old_copies: set[str] = set()
+        stored: dict[str, int] = {}  # per driver: one counter update per batch, not per report
         for index, doc in enumerate(batch.documents):
-            if doc["_id"] in refused_ids:
+            if refused_ids and doc["_id"] in refused_ids:
                 continue
             if index in duplicates:
                 if batch.attempts == 1:
@@ -503,7 +507,9 @@ class PersistenceService(Service):
                     metrics.DUPLICATES.labels(doc["protocol"]).inc()
                     self.stats.duplicate(doc["IMEI"], doc["protocol"])
             else:
-                metrics.REPORTS_STORED.labels(doc["protocol"]).inc()
+                stored[doc["protocol"]] = stored.get(doc["protocol"], 0) + 1
+        for protocol, count in stored.items():
+            metrics.REPORTS_STORED.labels(protocol).inc(count)
         if old_copies:
             log.debug("persistence: {count} re-sent reports were already stored", count=len(old_copies))
         self._release(batch)
@@ -618,8 +624,11 @@ class PersistenceService(Service):
     def _kick_vehicles(self, force: bool = False) -> None:
         if not self._dirty or self._vehicle_inflight is not None or self._stopped:
             return
-        # Write at once when the report lane leaves the store to us; else within the lag.
-        urgent = force or self._stopping or (self._inflight is None and not self._queue)
+        # Write at once when the report lane leaves the store to us (unless the last vehicle write
+        # ended too recently: a closed-loop fleet empties the lane after every batch); else within the lag.
+        urgent = force or self._stopping or (
+            self._inflight is None and not self._queue
+            and self.reactor.seconds() - self._vehicle_written_at >= VEHICLE_LAG_FACTOR * self._vehicle_duration)
         if self._vehicle_call is not None:
             if self._vehicle_attempts or not urgent:
                 return  # a retry keeps its backoff; a lag timer is overtaken only when urgent
@@ -665,7 +674,8 @@ class PersistenceService(Service):
             return
         self._vehicle_inflight = None
         self._vehicle_attempts = 0
-        self._vehicle_duration = max(0.0, self.reactor.seconds() - started)
+        self._vehicle_written_at = self.reactor.seconds()
+        self._vehicle_duration = max(0.0, self._vehicle_written_at - started)
         self.vehicle_stats["writes"] += 1
         self.vehicle_stats["updates"] += len(deltas)
         self.vehicle_stats["seconds"] += self._vehicle_duration

@@ -64,7 +64,7 @@ class ListenerService(Service):
                     from waygps.cluster.proxy import ProxyHeaderFactory
 
                     accepting = ProxyHeaderFactory(self.factory, reactor, listener.name)
-                self.port = reactor.listenTCP(listener.port, accepting, backlog=1024, interface=listener.host)
+                self.port = reactor.listenTCP(listener.port, accepting, backlog=listener.backlog, interface=listener.host)
             else:
                 self.datagram = self.driver.udp_protocol(self.context)
                 self.port = reactor.listenUDP(listener.port, self.datagram, interface=listener.host)

@@ -10,7 +10,7 @@ from pymongo.errors import AutoReconnect, OperationFailure
 from twisted.internet import reactor
 
 from tests.commands.test_commands_e2e import until
-from tests.web.test_websocket_feed import connect as ws_connect
+from tests.web.feed_support import connect as ws_connect
 from waygps.cluster.changes import ChangeReader, alarm_document, position_from_document
 from waygps.cluster.follower import ChangeFollower, token_lost
 from waygps.config import Collections

@@ -14,7 +14,7 @@ from twisted.internet.defer import inlineCallbacks
 
 from tests.cluster.cluster_support import TOKEN
 from tests.commands.test_commands_e2e import GV50_IMEI, connect, gtfri, gv50_ack, gv50_command, until
-from tests.web.test_websocket_feed import connect as ws_connect
+from tests.web.feed_support import connect as ws_connect
 
 
 @inlineCallbacks

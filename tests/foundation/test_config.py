@@ -107,6 +107,8 @@ def test_driver_options_get_their_defaults() -> None:
         ({"listener": [{"driver": "gv50", "port": 70000}]}, "listener[0].port: not a port number: 70000"),
         ({"listener": [{"port": 1}]}, "listener[0].driver: missing"),
         ({"listener": [{"driver": "gv50", "port": 1, "idle_timeout": -5}]}, "listener[0].idle_timeout: must be"),
+        ({"listener": [{"driver": "gv50", "port": 1, "backlog": 0}]}, "listener[0].backlog: must be greater"),
+        ({"listener": [{"driver": "gv50", "port": 1, "backlog": "many"}]}, "listener[0].backlog: expected an integer"),
         ({"websocket": {"tokens": [{"devices": "*"}]}}, "websocket.tokens[0]: give exactly one of token"),
         ({"websocket": {"tokens": [{"token": "a", "devices": 5}]}}, "websocket.tokens[0].devices"),
         ({"persistence": {"batch_size": 0}}, "persistence.batch_size: must be greater than zero"),
@@ -216,3 +218,25 @@ def test_web_metrics_token_from_file_or_environment(tmp_path: Path) -> None:
         build({"web": {"metrics_token": 12}})
     with pytest.raises(ConfigError, match="web.other: unknown key"):
         build({"web": {"other": 1}})
+
+
+def test_the_listen_backlog_is_per_listener_with_a_high_default() -> None:
+    config = build({"listener": [{"driver": "gv50", "port": 8081},
+                                 {"driver": "teltonika", "port": 8082, "backlog": 4096}]}, DRIVERS)
+    assert [l.backlog for l in config.listeners] == [1024, 4096]
+
+
+def test_a_tcp_listener_listens_with_its_configured_backlog() -> None:
+    from twisted.internet.testing import MemoryReactor
+
+    from waygps.drivers import find_drivers
+    from waygps.drivers.base import DriverContext
+    from waygps.service import ListenerService
+
+    drivers = find_drivers()
+    config = build({"listener": [{"driver": "gv50", "port": 8081, "backlog": 3000}]}, drivers)
+    reactor = MemoryReactor()
+    context = DriverContext(listener=config.listeners[0], sink=None, sessions=None, reactor=reactor)
+    ListenerService(0, config.listeners[0], drivers["gv50"], context).listen()
+    port, _factory, backlog, interface = reactor.tcpServers[0]
+    assert (port, backlog, interface) == (8081, 3000, "0.0.0.0")

@@ -13,7 +13,7 @@ from persistence_support import IMEI, OTHER, T0, FakeStore, config, position, sa
 from waygps.bus import EventBus
 from waygps.events import Alarm, CommandAck, DeviceConnected, DeviceDisconnected, Heartbeat
 from waygps.persistence import (
-    PersistenceService, QueueFull, ReportRejected, ServiceStopped, StoreUnavailable,
+    PersistenceService, QueueFull, ReportRejected, ServiceStopped, StoreUnavailable, VEHICLE_LAG_FACTOR, VEHICLE_MIN_LAG,
 )
 
 
@@ -251,11 +251,29 @@ def test_vehicle_updates_coalesce_while_reports_keep_the_store_busy() -> None:
     h.clock.advance(0.02)
     h.deliver(position(key="e", minutes=4))
     assert len(h.inserts) == 3 and h.store.vehicles.calls == []
-    h.clock.advance(0.96)  # VEHICLE_MIN_LAG after the first delta
+    h.clock.advance(VEHICLE_MIN_LAG - 0.04)  # VEHICLE_MIN_LAG after the first delta
     [write] = h.store.vehicles.calls
     assert sorted(op._filter["IMEI"] for op in write.payload) == sorted([IMEI, OTHER])
     stage = next(op for op in write.payload if op._filter["IMEI"] == IMEI)._doc[0]["$set"]
     assert stage["dataDevice"]["$cond"][1] == {"$literal": position(minutes=2).device_time}
+
+
+def test_a_lane_that_empties_after_every_batch_does_not_make_every_vehicle_write_urgent() -> None:
+    # A closed-loop fleet: each batch's devices answer only after their acks, so the report lane is
+    # empty after every batch. Veiculo still takes at most 1 / VEHICLE_LAG_FACTOR of the store's time.
+    h = Harness(batch_size=1)
+    h.deliver(position(key="a", minutes=1))
+    h.inserts[0].succeed()  # idle store: Veiculo follows at once
+    [first] = h.store.vehicles.calls
+    h.clock.advance(0.5)  # the vehicle write took 0.5 s
+    first.succeed()
+    h.deliver(position(key="b", minutes=2))
+    h.inserts[1].succeed()
+    assert h.store.vehicles.calls == [first]
+    h.clock.advance(VEHICLE_LAG_FACTOR * 0.5 - 0.01)
+    assert h.store.vehicles.calls == [first]
+    h.clock.advance(0.02)
+    assert len(h.store.vehicles.calls) == 2
 
 
 def test_a_failed_vehicle_write_is_retried_with_what_came_since() -> None:
@@ -291,7 +309,7 @@ def test_an_older_report_stored_after_the_disconnection_was_written_does_not_tou
     h = Harness(batch_size=1)
     h.deliver(position())  # in flight
     h.deliver(disconnected())
-    h.clock.advance(1.0)  # the report lane is busy: Veiculo is written after the lag
+    h.clock.advance(VEHICLE_MIN_LAG)  # the report lane is busy: Veiculo is written after the lag
     [first] = h.store.vehicles.calls
     assert first.payload[0]._doc[0]["$set"]["online"] == {"$literal": False}
     first.succeed()

@@ -137,6 +137,33 @@ def test_idle_timeout_closes_the_connection_and_the_device_goes_offline() -> Non
     assert sample("waygps_devices_online") == 0
 
 
+def test_connections_share_one_timer_and_each_expires_at_its_own_deadline() -> None:
+    reactor, sink, sessions, factory = setup(name="shared-timer", identify_timeout=30, idle_timeout=100)
+    quiet, quiet_transport = connect(factory, "10.0.0.1", 1000)
+    reactor.advance(5)
+    busy, busy_transport = connect(factory, "10.0.0.2", 1000)
+    identify(busy, busy_transport)
+    slow, slow_transport = connect(factory, "10.0.0.3", 1000)
+    assert len(reactor.getDelayedCalls()) == 1  # not one timer per connection
+    reactor.advance(24.9)
+    assert not quiet_transport.disconnecting
+    reactor.advance(0.1)  # 30 s after it connected, unidentified
+    assert quiet_transport.disconnecting and not busy_transport.disconnecting
+    lose(quiet)
+    reactor.advance(4.9)
+    assert not slow_transport.disconnecting
+    reactor.advance(0.1)
+    assert slow_transport.disconnecting
+    lose(slow)
+    busy.dataReceived(b"HB\n")  # at 35 s: the idle deadline moves to 135 s
+    reactor.advance(99.9)
+    assert not busy_transport.disconnecting
+    reactor.advance(0.1)
+    assert busy_transport.disconnecting
+    lose(busy)
+    assert factory._expiry is None  # no connection left: no timer left
+
+
 # --- reconnect -------------------------------------------------------------------
 
 

@@ -86,20 +86,24 @@ def keep_frame(context: DriverContext, driver: str, imei: str | None, peer: str,
 class _AckQueue:
     """Acknowledgements written in report order, each once its store settled."""
 
+    __slots__ = ("_write", "_driver", "_entries")
+
     def __init__(self, write: Callable[[bytes], None], driver: str) -> None:
         self._write = write
         self._driver = driver
-        self._entries: deque[list[Any]] = deque()
+        self._entries: deque[list[Any]] | None = None  # made on the first report: most connections idle
 
     def add(self, store: Store, stored: Deferred) -> None:
         entry: list[Any] = [store, None]
+        if self._entries is None:
+            self._entries = deque()
         self._entries.append(entry)
+        # Bound methods with arguments: no closures per report.
+        stored.addCallbacks(self._settle, self._settle, callbackArgs=(entry, True), errbackArgs=(entry, False))
 
-        def settle(ok: bool) -> None:
-            entry[1] = ok
-            self._flush()
-
-        stored.addCallbacks(lambda _: settle(True), lambda f: settle(False))
+    def _settle(self, _: Any, entry: list[Any], ok: bool) -> None:
+        entry[1] = ok
+        self._flush()
 
     def reply(self, data: bytes) -> None:
         """An immediate answer (``ERR …``) that must not overtake earlier reports' acks."""
@@ -109,21 +113,24 @@ class _AckQueue:
             self._write(data)
 
     def _flush(self) -> None:
-        while self._entries and self._entries[0][1] is not None:
-            store, ok = self._entries.popleft()
+        entries = self._entries
+        while entries and entries[0][1] is not None:
+            store, ok = entries.popleft()
+            if not entries:
+                self._entries = None  # an idle connection keeps no empty deque
             if ok == "reply":
                 self._write(store)
             elif ok:
                 if store.ack:
                     self._write(store.ack)
-                    metrics.ACKS_SENT.labels(self._driver).inc()
+                    _labelled(metrics.ACKS_SENT, self._driver).inc()
             else:
-                metrics.ACKS_WITHHELD.labels(self._driver).inc()
+                _labelled(metrics.ACKS_WITHHELD, self._driver).inc()
                 if store.nack:
                     self._write(store.nack)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) if self._entries else 0
 
 
 def _expects_answer(codec: Any, command: Command) -> bool:
@@ -146,9 +153,21 @@ def _cuts_engine(codec: Any, command: Command) -> bool:
         return True
 
 
+# Labelled children of the per-report counters, looked up once (``labels()`` costs more than ``inc()``).
+_children: dict[tuple[int, str], Any] = {}
+
+
+def _labelled(metric: Any, label: str) -> Any:
+    key = (id(metric), label)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(label)
+    return child
+
+
 def _count_events(driver: str, store: Store) -> None:
-    metrics.FRAMES_DECODED.labels(driver).inc()
-    metrics.FRAMES_RECEIVED.labels(driver).inc()
+    _labelled(metrics.FRAMES_DECODED, driver).inc()
+    _labelled(metrics.FRAMES_RECEIVED, driver).inc()
 
 
 @implementer(IDeviceConnection)
@@ -164,9 +183,12 @@ class DeviceProtocol(Protocol):
         self.transport_name = "tcp"
         self.imei: str | None = None
         self.peer = "?"
-        self._timer: Any = None
+        # Identify / idle deadline (reactor seconds) and its reason; one timer per listener expires them.
+        self._deadline: float | None = None
+        self._deadline_reason = ""
         self._acks: _AckQueue | None = None
-        self._backlog: deque[Action] = deque()
+        # Actions not yet carried out; made when needed and dropped when empty (most connections idle).
+        self._backlog: deque[Action] | None = None
         self._gate: Deferred | None = None
         self._closing = False
         self._close_reason = "closed by device"
@@ -199,7 +221,12 @@ class DeviceProtocol(Protocol):
             metrics.FRAMES_REJECTED.labels(self.protocol, "codec_error").inc()
             self._lose("codec error", kind="codec_error", abort=True)
             return
-        self._backlog.extend(actions)
+        if not actions:
+            return
+        if self._backlog is None:
+            self._backlog = deque(actions)
+        else:
+            self._backlog.extend(actions)
         if len(self._backlog) > MAX_BACKLOG:
             # Only possible while the allow-list answer is pending (reads are paused then).
             metrics.FRAMES_REJECTED.labels(self.protocol, "backlog_overflow").inc()
@@ -246,8 +273,11 @@ class DeviceProtocol(Protocol):
 
     # --- actions -----------------------------------------------------------
     def _run(self) -> None:
-        while self._backlog and self._gate is None and not self._closing:
-            self._apply(self._backlog.popleft())
+        backlog = self._backlog
+        while backlog and self._gate is None and not self._closing:
+            self._apply(backlog.popleft())
+        if not backlog and self._backlog is backlog:
+            self._backlog = None
 
     def _apply(self, action: Action) -> None:
         if isinstance(action, Send):
@@ -258,13 +288,14 @@ class DeviceProtocol(Protocol):
                 log.warn("{driver} {peer}: report before identification dropped", driver=self.protocol,
                          peer=self.peer)
                 return
-            foreign = {getattr(e, "imei", self.imei) for e in action.events} - {self.imei}
+            imei = self.imei
+            foreign = [e.imei for e in action.events if getattr(e, "imei", imei) != imei]
             if foreign:
                 # Another device's reports on this connection (shared SIM, spoof): never stored
                 # under the allow-list's nose, never acknowledged.
                 metrics.FRAMES_REJECTED.labels(self.protocol, "imei_mismatch").inc()
                 log.warn("{driver} {imei} {peer}: report of another device {other} dropped",
-                         driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(foreign)))
+                         driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(set(foreign))))
                 return
             _count_events(self.protocol, action)
             self.context.stats.received(self.listener, action.events)
@@ -322,7 +353,7 @@ class DeviceProtocol(Protocol):
                          imei=action.imei, peer=self.peer)
                 if action.reject:
                     self._write(action.reject)
-                self._backlog.clear()
+                self._backlog = None
                 self._lose("unknown device", kind="refused")
                 return
             self.imei = action.imei
@@ -360,19 +391,19 @@ class DeviceProtocol(Protocol):
             self.transport.loseConnection()
 
     def _arm(self, seconds: float, reason: str) -> None:
-        if self._timer is not None and self._timer.active() and self._timer.args == (reason,):
-            self._timer.reset(seconds)
-            return
-        self._cancel_timer()
-        self._timer = self.context.reactor.callLater(seconds, self._expired, reason)
+        """(Re)set this connection's deadline: an attribute, not a timer of its own (memory, CPU)."""
+        deadline = self.context.reactor.seconds() + seconds
+        later = self._deadline is not None and deadline >= self._deadline
+        self._deadline = deadline
+        self._deadline_reason = reason
+        if not later:
+            self.factory.expire_at(deadline)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._deadline = None
 
     def _expired(self, reason: str) -> None:
-        self._timer = None
+        self._deadline = None
         log.info("{driver} {imei} {peer}: {why}; closing", driver=self.protocol, imei=self.imei,
                  peer=self.peer, why=reason)
         # A silent peer may be a dead mobile link: do not wait for it to read our FIN.
@@ -389,6 +420,36 @@ class DeviceFactory(ServerFactory):
         self.context = context
         self.connections: set[DeviceProtocol] = set()
         self._per_ip: dict[str, int] = {}
+        self._expiry: Any = None  # the one DelayedCall for every connection's identify / idle deadline
+
+    def expire_at(self, deadline: float) -> None:
+        """Make sure the connections are checked at ``deadline`` (deadlines pushed later need nothing)."""
+        call, reactor = self._expiry, self.context.reactor
+        if call is not None and call.active():
+            if call.getTime() <= deadline:
+                return
+            call.cancel()
+        self._expiry = reactor.callLater(max(0.0, deadline - reactor.seconds()), self._expire)
+
+    def _expire(self) -> None:
+        """Close the connections whose deadline passed; wait for the next one."""
+        self._expiry = None
+        now = self.context.reactor.seconds() + 1e-6  # float rounding of "deadline - now" must not delay it
+        due: list[DeviceProtocol] = []
+        earliest: float | None = None
+        for protocol in self.connections:
+            deadline = protocol._deadline
+            if deadline is None:
+                continue
+            if deadline <= now:
+                due.append(protocol)
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        for protocol in due:
+            if protocol._deadline is not None:
+                protocol._expired(protocol._deadline_reason)
+        if earliest is not None:
+            self.expire_at(earliest)
 
     def buildProtocol(self, addr: Any) -> DeviceProtocol | None:
         listener = self.context.listener
@@ -412,6 +473,9 @@ class DeviceFactory(ServerFactory):
                 self._per_ip[host] = left
             else:
                 self._per_ip.pop(host, None)
+            if not self.connections and self._expiry is not None and self._expiry.active():
+                self._expiry.cancel()  # no deadline left to watch
+                self._expiry = None
 
     def _refuse(self, host: str, reason: str) -> None:
         metrics.CONNECTIONS_REFUSED.labels(self.context.listener.name, reason).inc()

@@ -39,12 +39,15 @@ class _Core:
         self.max_frame = max_frame
         self.protocol = protocol
         self.settings = Settings(password=password, heartbeat_minutes=heartbeat_minutes, sack=ack)
-        self._sent: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+        # Made on the first command: most connections never get one (memory per connection).
+        self._sent: OrderedDict[tuple[str, str], tuple[str, str]] | None = None
 
     # --- commands ------------------------------------------------------------
     def encode_command(self, command: Command, now: datetime) -> bytes:
         data, serial = encode(command, self.settings)
         key = (command.imei, serial.upper())
+        if self._sent is None:
+            self._sent = OrderedDict()
         self._sent[key] = (command.id, command.type)
         self._sent.move_to_end(key)
         while len(self._sent) > _REMEMBERED:
@@ -115,7 +118,7 @@ class _Core:
         if len(serial) != 4 or not is_hex(serial):
             actions.append(Rejected("bad_ack", raw[:EXCERPT]))
             return
-        sent = self._sent.pop((imei, serial.upper()), None)
+        sent = self._sent.pop((imei, serial.upper()), None) if self._sent else None
         if sent is not None:
             command_id, command_type = sent
         else:
