@@ -81,6 +81,11 @@ class LengthPrefixedFramer:
         """Consume ``size`` bytes the codec read itself (a handshake before the framed part)."""
         self._pos = min(self._pos + size, len(self._buf))
 
+    def clear(self) -> None:
+        """Drop everything buffered (the codec closed the connection)."""
+        self._buf.clear()
+        self._pos = 0
+
     def pop(self) -> Piece | None:
         buf, pos = self._buf, self._pos
         end = len(buf)

@@ -134,7 +134,7 @@ def test_tcp_over_long_line_is_counted_and_the_buffer_stays_bounded():
     for _ in range(50):
         tcp.send(b"x" * 1000)
     assert rejected("line_too_long") == before + 1
-    assert len(tcp.protocol.codec._buffer) <= 100
+    assert tcp.protocol.codec.buffered <= 100
     assert tcp.written() == b"ERR line_too_long\n"
     tcp.send(b"\n" + LINE)
     tcp.sink.delivered[0][1].callback(None)
