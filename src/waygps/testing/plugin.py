@@ -83,3 +83,7 @@ def waygps_server(start_server: Any) -> Any:
         return start_server(listeners=[spec])
 
     return start
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "integration: needs the embedded store or WAYGPS_TEST_MONGODB_URI")
