@@ -1,6 +1,6 @@
 """Cutting a GV50 byte stream into @Track text frames (sans-IO, no Twisted).
 
-The splitter follows the protocol document's recommended steps (§1.4): drop
+The splitter follows the protocol's own rules (docs/drivers/gv50.md): drop
 bytes before a ``+``; refuse the binary HEX / Protocol Pro formats; a frame
 ends at ``$`` (or NUL, or a line feed - log captures have no ``$``); a frame
 holding another header token lost its terminator and is split there. Its
