@@ -25,13 +25,13 @@ def chunked(framer: TextFramer, data: bytes, cuts: list[int]) -> list[Piece]:
 
 def test_frames_keep_their_start_marker_and_lose_the_terminator() -> None:
     pieces = h02().feed(b"*HQ,1,V1#\r\n*HQ,2,V1#")
-    assert pieces == [Piece(FRAME, b"*HQ,1,V1", 9), Piece(FRAME, b"*HQ,2,V1", 9)]
+    assert pieces == [Piece(FRAME, b"*HQ,1,V1", 9), Piece(NOISE, b"", 2), Piece(FRAME, b"*HQ,2,V1", 9)]
 
 
-def test_bytes_before_a_marker_are_noise_and_blank_ones_are_dropped() -> None:
+def test_bytes_before_a_marker_are_noise_and_blank_ones_have_no_excerpt() -> None:
     pieces = h02().feed(b"\r\n  garbage*HQ,1#")
     assert pieces == [Piece(NOISE, b"\r\n  garbage", 11), Piece(FRAME, b"*HQ,1", 6)]
-    assert h02().feed(b"\r\n\r\n*HQ,1#") == [Piece(FRAME, b"*HQ,1", 6)]
+    assert h02().feed(b"\r\n\r\n*HQ,1#") == [Piece(NOISE, b"", 4), Piece(FRAME, b"*HQ,1", 6)]
 
 
 def test_a_marker_before_the_end_resynchronises() -> None:
@@ -64,7 +64,8 @@ def test_the_buffer_stays_bounded_under_endless_input() -> None:
 def test_lines_without_markers() -> None:
     framer = TextFramer(end=(b"\n", b"\r"), max_length=16, strip=b"")
     pieces = framer.feed(b"one\r\ntwo\n\n" + b"x" * 20 + b"\nthree")
-    assert pieces == [Piece(FRAME, b"one", 4), Piece(FRAME, b"two", 4), Piece(OVERSIZE, b"x" * 20, 21)]
+    assert pieces == [Piece(FRAME, b"one", 4), Piece(NOISE, b"", 1), Piece(FRAME, b"two", 4), Piece(NOISE, b"", 1),
+                      Piece(OVERSIZE, b"x" * 20, 21)]
     assert framer.flush() == [Piece(FRAME, b"three", 6)]
 
 
@@ -102,7 +103,7 @@ def test_any_chunking_gives_the_same_frames(data: bytes, cuts: list[int]) -> Non
     framer = h02()
     parts = chunked(framer, data, cuts)
     assert [p for p in parts if p.kind == FRAME] == [p for p in whole if p.kind == FRAME]
-    assert sum(p.size for p in parts) + framer.buffered <= len(data)  # blank bytes go without a piece
+    assert sum(p.size for p in parts) + framer.buffered == len(data)  # every byte is accounted for
 
 
 @settings(max_examples=300, deadline=None)

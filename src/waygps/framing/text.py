@@ -7,7 +7,9 @@ lost: the piece so far comes out as ``UNTERMINATED`` and framing resumes at the
 new marker. Without markers every line is a frame. A frame longer than
 ``max_length`` comes out as ``OVERSIZE`` and is skipped up to its end (or the next
 marker), so the buffer never holds more than about ``max_length`` bytes. Blank
-bytes between frames (CR/LF after a terminator, padding) are dropped silently.
+bytes between frames (CR/LF after a terminator, padding, empty lines) come out
+as ``NOISE`` with empty ``data``: nothing worth a log line, but a garbage budget
+still counts them, so a stream of nothing but NUL bytes is closed too.
 """
 
 from __future__ import annotations
@@ -128,9 +130,8 @@ class TextFramer:
                         return None
                     junk = bytes(buf[:junk_end])
                     del buf[:junk_end]
-                    if junk.strip(self.blank):
-                        return Piece(NOISE, junk[:EXCERPT], len(junk))
-                    continue
+                    # blank bytes (CR/LF after a frame, padding): no excerpt, nothing to log, but counted
+                    return Piece(NOISE, junk[:EXCERPT] if junk.strip(self.blank) else b"", len(junk))
                 end, end_size = _earliest(buf, self.ends, 1, len(buf))
                 marker, _ = _earliest(buf, self.starts, 1, end if end != -1 else len(buf))
                 if marker != -1:  # the next frame starts before this one ended
@@ -154,7 +155,7 @@ class TextFramer:
             if self.strip:
                 frame = frame.strip(self.strip)
             if not self.starts and not frame.strip(self.blank):
-                continue  # an empty line
+                return Piece(NOISE, b"", end + end_size)  # an empty line
             return Piece(FRAME, frame, end + end_size)
         return None
 

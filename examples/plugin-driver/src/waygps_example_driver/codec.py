@@ -18,7 +18,7 @@ from typing import Any
 from waygps.actions import Action, Close, Flagged, Identified, Rejected, Send, Store
 from waygps.commands.model import Command, UnsupportedCommand
 from waygps.events import Alarm, Heartbeat, Position
-from waygps.framing import FRAME, GarbageBudget, TextFramer, plausible_time
+from waygps.framing import FRAME, OVERSIZE, GarbageBudget, TextFramer, plausible_time
 
 PROTOCOL = "example"
 OPTIONS = {"max_line_bytes": 256}  # the driver's own listener keys, with their defaults
@@ -109,7 +109,7 @@ class SemicolonCodec:
         for kind, data, size in pieces:
             if kind is FRAME:
                 actions.extend(self._line(data, now, size))
-            else:  # OVERSIZE: a line longer than the limit (later parts come with no excerpt)
+            else:  # an overlong line (its later parts come with no excerpt), or blank bytes (no excerpt)
                 if data:
                     actions.append(Rejected("line_too_long", data, reply=b"ERR\n"))
                 close = self.garbage.spend(size)
@@ -155,8 +155,9 @@ class SemicolonDatagramCodec:
         actions: list[Action] = []
         imei = None
         for kind, line, _ in framer.feed(data) + framer.flush():
-            if kind is not FRAME:
+            if kind is OVERSIZE and line:
                 actions.append(Rejected("line_too_long", line))
+            if kind is not FRAME:
                 continue
             try:
                 found, events, ack = line_events(line, now)
