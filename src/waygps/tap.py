@@ -1,4 +1,4 @@
-"""The ``IServiceMaker`` behind ``twistd waygps`` (its plugin module is twisted/plugins/waygps_server.py)."""
+"""The ``IServiceMaker`` behind ``twistd waygps`` (its plugin module is src/twisted/plugins/waygps_server.py)."""
 
 from __future__ import annotations
 

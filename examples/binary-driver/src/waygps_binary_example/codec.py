@@ -12,7 +12,7 @@ import struct
 from datetime import datetime
 from typing import Any
 
-from waygps.actions import Action, Close, Identified, Rejected, Send, Store
+from waygps.actions import Action, Identified, Rejected, Send, Store
 from waygps.commands.model import Command, UnsupportedCommand
 from waygps.events import Heartbeat, Position
 from waygps.framing import FRAME, GarbageBudget, PreambleFramer, from_epoch, plausible_time
