@@ -14,6 +14,7 @@ on an idle machine for a figure to quote).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         best = rate if best is None else max(best, rate)
     print(f"gv50 decode: {best:,.0f} GTFRI frames/s on one core "
           f"({args.frames} frames, {len(stream) / args.frames:.0f} bytes each, reads of {args.chunk} bytes, "
-          f"best of {args.rounds}; Python {sys.version.split()[0]})")
+          f"best of {args.rounds}; Python {sys.version.split()[0]}; load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}: the machine may be shared)")
     return 0
 
 

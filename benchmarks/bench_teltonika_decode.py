@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"{ratio:.2f}x the Node parser (target >= 1: {'met' if ratio >= 1 else 'NOT met'})")
         if parts:
             print(f"  {ours}: " + "; ".join(parts))
+    print(f"  load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} (the machine may be shared)")
     return 0
 
 

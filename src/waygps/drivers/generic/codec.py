@@ -113,8 +113,8 @@ class GenericStreamCodec:
         self.capture = capture
         self.device: str | None = None
         self.mode = "lines"  # "lines" | "http" | "done" (after an HTTP request)
-        # lines end at LF or CR; blank lines are skipped; a line over the limit is dropped to its end
-        self._framer = TextFramer(end=(b"\n", b"\r"), max_length=settings.max_line_bytes, strip=b"",
+        # lines end at CRLF, LF or CR; blank lines are skipped; a line over the limit is dropped to its end
+        self._framer = TextFramer(end=(b"\r\n", b"\n", b"\r"), max_length=settings.max_line_bytes, strip=b"",
                                   blank=b" \t\r\n\x0b\x0c")
         self._stored = False  # a Store was returned: its acknowledgement may still be pending
         self._reader: RequestReader | None = None
@@ -154,10 +154,13 @@ class GenericStreamCodec:
     # --- lines -------------------------------------------------------------------
     def _lines(self, actions: list[Action], now: datetime) -> None:
         framer = self._framer
-        while framer.buffered and self.mode == "lines":
+        peek, pop = framer.peek, framer.pop
+        while self.mode == "lines":
             if not framer.skipping:
                 # Each message's first bytes tell an HTTP request from a report line.
-                head = framer.peek(8)
+                head = peek(8)
+                if not head:
+                    return
                 http = looks_like_http(head)
                 if http is None and b"\n" not in head and b"\r" not in head:
                     return
@@ -165,7 +168,7 @@ class GenericStreamCodec:
                     self.mode = "http"
                     self._reader = RequestReader(self.settings.max_http_body_bytes)
                     return
-            piece = framer.pop()
+            piece = pop()
             if piece is None:
                 return
             if piece.kind is FRAME:
