@@ -109,3 +109,24 @@ def test_waygps_plugins_come_from_a_path_entry() -> None:
     assert str(root) in {str(Path(p).resolve()) for p in sys.path if p}
     assert (root / "twisted" / "plugins" / "waygps_server.py").exists()
     assert str(root / "twisted" / "plugins") in {str(Path(p).resolve()) for p in twisted.plugins.__path__}
+
+
+def test_this_install_sees_every_driver_from_anywhere(tmp_path: Path) -> None:
+    """``make venv`` is ``pip install -e .``: from any directory, with no PYTHONPATH, the CLI lists the
+    built-in drivers and twistd has its ``waygps`` subcommand (no .pth written by hand)."""
+    import json
+    from importlib.metadata import distribution
+
+    direct = distribution("waygps").read_text("direct_url.json")
+    editable = bool(direct) and json.loads(direct).get("dir_info", {}).get("editable", False)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    listed = subprocess.run([sys.executable, "-m", "waygps.cli.main", "drivers"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=120)
+    names = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
+    assert {"gv50", "teltonika", "generic"} <= names, (editable, listed.stdout, listed.stderr)
+    twistd = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.argv = ['twistd', '--help']; from twisted.scripts.twistd import run; run()"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert any(line.split()[:1] == ["waygps"] for line in twistd.stdout.splitlines()), twistd.stdout
+    print(f"waygps installed {'editable' if editable else 'as a regular package'}")
