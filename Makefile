@@ -10,9 +10,6 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[embedded,test,fast]'
-	# An editable install hides twisted/plugins from Twisted's plugin scan; put the
-	# checkout on sys.path so `twistd waygps` and the built-in drivers are found.
-	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/waygps-checkout.pth"
 	touch $@
 
 venv: $(BIN)/.installed

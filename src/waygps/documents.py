@@ -1,7 +1,7 @@
 """Events in the contract's words: the ``DadosVeiculo`` document and the JSON of `waygps decode`.
 
-The Portuguese field names of ``../shared/docs/contract.md`` live here and at
-the WebSocket edge only.
+The Portuguese field names of the data contract (``docs/contract.md``) live
+here and at the WebSocket edge only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The generic codecs through the real Twisted adapter (waygps.drivers.base), with fakes around it.
+"""The generic codecs through the real Twisted adapter (waygps.drivers.base), with waygps.testing fakes.
 
 TCP with ``StringTransport``, UDP with a recording transport; the sink hands
 back Deferreds the test fires, so acknowledgements are seen to wait for the store.
@@ -10,58 +10,28 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from waygps.config import ListenerConfig
-from waygps.drivers.base import DriverContext
 from waygps.drivers.generic.driver import driver
 from waygps.drivers.generic.http import response
+from waygps.testing import FakeSessions, HeldSink, driver_context, listener_config
 
 LINE = b"IMEI: 123456789012345, LAT: -34.603722, LON: -58.381592, SPD: 45, HDG: 180\n"
 
 
-class FakeSink:
-    def __init__(self) -> None:
-        self.delivered: list[tuple[Any, Deferred]] = []
+class FakeSink(HeldSink):
+    """The kit's ``HeldSink``; ``delivered`` is its list of (events, Deferred)."""
 
-    def deliver(self, events: Any) -> Deferred:
-        d: Deferred = Deferred()
-        self.delivered.append((list(events), d))
-        return d
-
-    def watch(self, producer: Any) -> None:
-        pass
-
-    def unwatch(self, producer: Any) -> None:
-        pass
-
-
-class FakeSessions:
-    def __init__(self, allowed: bool = True) -> None:
-        self.allowed = allowed
-        self.asked: list[str] = []
-        self.attached: list[Any] = []
-        self.detached: list[tuple[Any, str]] = []
-
-    def authorize(self, imei: str, listener: ListenerConfig) -> Deferred:
-        self.asked.append(imei)
-        return succeed(self.allowed)
-
-    def attach(self, connection: Any) -> None:
-        self.attached.append(connection)
-
-    def detach(self, connection: Any, reason: str, error: str = "") -> None:
-        self.detached.append((connection, reason))
-
-    def activity(self, connection: Any, now: Any) -> None:
-        pass
+    @property
+    def delivered(self) -> list[tuple[Any, Deferred]]:
+        return self.batches
 
 
 def listener(transport: str = "tcp", **overrides: Any) -> ListenerConfig:
     options = {**driver.options, **overrides.pop("options", {})}
-    return ListenerConfig(driver="generic", port=8082, transport=transport, name="generic-test",
-                          options=options, **overrides)
+    return listener_config("generic", transport, options=options, port=8082, name="generic-test", **overrides)
 
 
 def rejected(reason: str) -> float:
@@ -75,7 +45,8 @@ class Tcp:
         self.sessions = FakeSessions(allowed)
         self.reactor = MemoryReactorClock()
         self.reactor.advance(1714564800)
-        context = DriverContext(listener("tcp", **overrides), self.sink, self.sessions, self.reactor)
+        context = driver_context(listener("tcp", **overrides), sink=self.sink, sessions=self.sessions,
+                                 reactor=self.reactor)
         self.protocol = driver.tcp_factory(context).buildProtocol(IPv4Address("TCP", "10.0.0.5", 40000))
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.5", 40000))
         self.protocol.makeConnection(self.transport)
@@ -134,7 +105,7 @@ def test_tcp_over_long_line_is_counted_and_the_buffer_stays_bounded():
     for _ in range(50):
         tcp.send(b"x" * 1000)
     assert rejected("line_too_long") == before + 1
-    assert len(tcp.protocol.codec._buffer) <= 100
+    assert tcp.protocol.codec.buffered <= 100
     assert tcp.written() == b"ERR line_too_long\n"
     tcp.send(b"\n" + LINE)
     tcp.sink.delivered[0][1].callback(None)
@@ -209,7 +180,8 @@ class Udp:
         self.sessions = FakeSessions(allowed)
         self.reactor = MemoryReactorClock()
         self.reactor.advance(1714564800)
-        context = DriverContext(listener("udp", **overrides), self.sink, self.sessions, self.reactor)
+        context = driver_context(listener("udp", **overrides), sink=self.sink, sessions=self.sessions,
+                                 reactor=self.reactor)
         self.protocol = driver.udp_protocol(context)
         self.transport = RecordingUdpTransport()
         self.protocol.transport = self.transport

@@ -84,7 +84,7 @@ def test_over_long_line_is_discarded_once_and_the_next_line_works():
     c = stream(max_line_bytes=64)
     actions = c.receive(b"x" * 50, NOW) + c.receive(b"y" * 50, NOW) + c.receive(b"z" * 500, NOW)
     assert summary(actions) == [("rejected", "line_too_long", b"ERR line_too_long\n")]
-    assert len(c._buffer) <= 64
+    assert c.buffered <= 64
     actions = c.receive(b"zzz\nid=a,lat=1,lon=2\n", NOW)
     assert [type(a) for a in actions] == [Identified, Store]
 

@@ -60,7 +60,7 @@ def test_stream_codec_never_raises(pieces, limit):
     codec = GenericStreamCodec(Settings(max_line_bytes=limit, max_http_body_bytes=limit))
     for piece in pieces:
         check(codec.receive(piece, NOW))
-        assert len(codec._buffer) <= limit
+        assert codec.buffered <= limit
 
 
 @settings(max_examples=400, deadline=None)

@@ -18,7 +18,7 @@ from waygps.config import ListenerConfig
 from waygps.drivers.base import DriverContext
 from waygps.drivers.gv50.driver import driver
 from waygps.events import CommandAck, Heartbeat, Position
-from tests.fakes import HeldSink, Sessions
+from waygps.testing import FakeSessions as Sessions, HeldSink
 from waygps.interfaces import IDriver
 
 T0 = 1_764_000_000.0

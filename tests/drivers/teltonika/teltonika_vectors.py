@@ -1,4 +1,4 @@
-"""The checked vectors of ../shared/docs/teltonika-protocol.md §7 (TV-01 .. TV-21), as bytes,
+"""The checked Teltonika test vectors (TV-01 .. TV-21, see docs/drivers/teltonika.md), as bytes,
 with a few helpers shared by the Teltonika test modules."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from waygps.drivers.base import DriverContext
 from waygps.drivers.teltonika.commands import TYPE_RESPONSE, encode_codec12
 from waygps.drivers.teltonika.driver import driver
 from waygps.events import CommandAck, Position
-from tests.fakes import HeldSink, Sessions
+from waygps.testing import FakeSessions as Sessions, HeldSink
 
 T0 = 1_764_000_000.0
 

@@ -28,6 +28,7 @@ from waygps.commands.model import Command, UnsupportedCommand
 from waygps.drivers.generic import formats
 from waygps.drivers.generic.formats import Record, ReportError
 from waygps.drivers.generic.http import CONTINUE, HttpError, Request, RequestReader, looks_like_http, response
+from waygps.framing import FRAME, TextFramer
 
 DEFAULT_OPTIONS: Mapping[str, Any] = {
     "max_line_bytes": 4096,
@@ -118,16 +119,21 @@ class GenericStreamCodec:
         self.capture = capture
         self.device: str | None = None
         self.mode = "lines"  # "lines" | "http" | "done" (after an HTTP request)
-        self._buffer = bytearray()
-        self._discarding = False  # inside a line longer than max_line_bytes
+        # lines end at CRLF, LF or CR; blank lines are skipped; a line over the limit is dropped to its end
+        self._framer = TextFramer(end=(b"\r\n", b"\n", b"\r"), max_length=settings.max_line_bytes, strip=b"",
+                                  blank=b" \t\r\n\x0b\x0c")
         self._stored = False  # a Store was returned: its acknowledgement may still be pending
         self._reader: RequestReader | None = None
         self._extra_counted = False
 
+    @property
+    def buffered(self) -> int:
+        return self._framer.buffered
+
     def receive(self, data: bytes, now: datetime) -> list[Action]:
         if self.mode == "done":
             return self._after_http(data)
-        self._buffer += data
+        self._framer.push(data)
         actions: list[Action] = []
         while True:
             self._lines(actions, now)
@@ -140,7 +146,7 @@ class GenericStreamCodec:
 
     def flush(self, now: datetime) -> list[Action]:
         """The end of a capture: a last line without its line end is read too."""
-        if self.mode == "lines" and self._buffer.strip() and not self._discarding:
+        if self.mode == "lines" and self._framer.peek(self._framer.buffered).strip() and not self._framer.skipping:
             return self.receive(b"\n", now)
         if self.mode == "http":
             return [Rejected("incomplete_http", excerpt(self._reader.request_start if self._reader else b""))]
@@ -156,34 +162,28 @@ class GenericStreamCodec:
 
     # --- lines -------------------------------------------------------------------
     def _lines(self, actions: list[Action], now: datetime) -> None:
-        while self._buffer and self.mode == "lines":
-            if not self._discarding:
-                http = looks_like_http(bytes(self._buffer[:8]))
-                if http is None and not any(c in self._buffer for c in b"\r\n"):
+        framer = self._framer
+        peek, pop = framer.peek, framer.pop
+        while self.mode == "lines":
+            if not framer.skipping:
+                # Each message's first bytes tell an HTTP request from a report line.
+                head = peek(8)
+                if not head:
+                    return
+                http = looks_like_http(head)
+                if http is None and b"\n" not in head and b"\r" not in head:
                     return
                 if http:
                     self.mode = "http"
                     self._reader = RequestReader(self.settings.max_http_body_bytes)
                     return
-            end = _line_end(self._buffer)
-            if end < 0:
-                if len(self._buffer) > self.settings.max_line_bytes:
-                    if not self._discarding:
-                        actions.append(self._too_long(bytes(self._buffer[:48])))
-                    self._discarding = True
-                    self._buffer.clear()
+            piece = pop()
+            if piece is None:
                 return
-            line = bytes(self._buffer[:end])
-            del self._buffer[:end + 1]
-            if self._discarding:
-                self._discarding = False
-                continue
-            if len(line) > self.settings.max_line_bytes:
-                actions.append(self._too_long(line))
-                continue
-            if not line.strip():
-                continue
-            actions.extend(self._line(line, now))
+            if piece.kind is FRAME:
+                actions.extend(self._line(piece.data, now))
+            elif piece.data:  # OVERSIZE; the rest of the same line comes with an empty excerpt
+                actions.append(self._too_long(piece.data))
 
     def _too_long(self, start: bytes) -> Rejected:
         return Rejected("line_too_long", excerpt(start), _line_reply(self.settings, "ERR line_too_long"))
@@ -200,8 +200,7 @@ class GenericStreamCodec:
     # --- HTTP --------------------------------------------------------------------
     def _http(self, now: datetime) -> list[Action]:
         assert self._reader is not None
-        data = bytes(self._buffer)
-        self._buffer.clear()
+        data = self._framer.take_rest()
         actions: list[Action] = []
         try:
             request = self._reader.feed(data)
@@ -218,7 +217,7 @@ class GenericStreamCodec:
         actions.extend(self.http_request(request, now))
         if self.capture:
             self.mode, self.device = "lines", None
-            self._buffer[:] = self._reader.trailing
+            self._framer.push(self._reader.trailing)
         else:
             self.mode = "done"
             actions.extend(self._after_http(self._reader.trailing))
@@ -255,11 +254,6 @@ class GenericStreamCodec:
             return []
         self._extra_counted = True
         return [Rejected("http_pipelined", excerpt(data))]
-
-
-def _line_end(buffer: bytearray) -> int:
-    ends = [i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i >= 0]
-    return min(ends) if ends else -1
 
 
 def request_records(request: Request) -> list[Record]:

@@ -1,4 +1,4 @@
-"""``AT+GT...`` commands for WayGPS command types (protocol document §5). No Twisted.
+"""``AT+GT...`` commands for WayGPS command types (docs/drivers/gv50.md, Commands). No Twisted.
 
 Every command ends with a four-hex-digit serial number that the device
 echoes in its ``+ACK``; WayGPS gives it in ``Command.serial``.
@@ -95,7 +95,7 @@ def encode(command: Command, settings: Settings) -> tuple[bytes, str]:
     password = _password(command, settings)
     serial = _serial(command)
     if kind in ("block", "unblock"):
-        # Output 1 (the immobiliser relay, §5.2) on / off, outputs 2 and 3 off, the rest kept.
+        # Output 1 (the immobiliser relay) on / off, outputs 2 and 3 off, the rest kept.
         level = "1" if kind == "block" else "0"
         text = f"AT+GTOUT={password},{level},,,0,0,0,0,0,0,0,,,,,,,{serial}$"
     elif kind == "set_server":

@@ -1,6 +1,6 @@
 """Cutting a GV50 byte stream into @Track text frames (sans-IO, no Twisted).
 
-The splitter follows the protocol document's recommended steps (§1.4): drop
+The splitter follows the protocol's own rules (docs/drivers/gv50.md): drop
 bytes before a ``+``; refuse the binary HEX / Protocol Pro formats; a frame
 ends at ``$`` (or NUL, or a line feed - log captures have no ``$``); a frame
 holding another header token lost its terminator and is split there. Its
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Final
 
-# What ``Splitter.feed`` returns: (kind, bytes or str, size in bytes) tuples, in stream order.
-FRAME: Final = "frame"  # a complete text frame, its delimiter removed
-TEXT: Final = "text"  # the same, already decoded to str (the bulk path)
-NOISE: Final = "noise"  # bytes before a "+" that are not whitespace/NUL (excerpt)
-OVERSIZE: Final = "oversize"  # a frame longer than the maximum, thrown away (excerpt)
-UNTERMINATED: Final = "unterminated"  # text followed by another header without a delimiter
+# What ``Splitter.feed`` returns: (kind, bytes or str, size in bytes) tuples, in stream order; the kinds
+# of waygps.framing (FRAME: a complete frame, its delimiter removed; NOISE: bytes before a "+", an
+# empty excerpt when blank; OVERSIZE: longer than the maximum; UNTERMINATED: cut by the next header),
+# plus two of its own:
+from waygps.framing.pieces import FRAME, NOISE, OVERSIZE, UNTERMINATED
+
+TEXT: Final = "text"  # a FRAME already decoded to str (the bulk path)
 BINARY: Final = "binary"  # the device speaks the HEX / Protocol Pro format (excerpt)
 
 EXCERPT = 64

@@ -2,7 +2,7 @@
 
 The *data field* is what a TCP packet's length counts and its CRC covers:
 codec ID, Number of Data 1, the records, Number of Data 2 (the UDP datagram
-carries the same bytes after its header). Layouts: ``teltonika-protocol.md`` §2.
+carries the same bytes after its header). Layouts: docs/drivers/teltonika.md (Protocol notes).
 
 Records are ``NamedTuple``s rather than attrs classes: a packet of 25 records
 with 20 IO elements each is decoded on the hot path, and tuples are several

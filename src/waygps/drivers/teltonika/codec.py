@@ -1,6 +1,6 @@
 """Sans-IO Teltonika codecs: TCP stream (handshake + frames) and UDP datagrams. No Twisted here.
 
-Stream rules (``teltonika-protocol.md`` §1.7): before the handshake the
+Stream rules (docs/drivers/teltonika.md): before the handshake the
 buffer starts with a 2-byte IMEI length; after it every frame starts with the
 preamble ``00000000`` and a data length that is checked against
 ``max_packet_bytes`` before anything is buffered. A lone ``FF`` between
@@ -24,9 +24,10 @@ from waygps.commands.model import Command, UnsupportedCommand
 from waygps.drivers.teltonika import commands as cmd
 from waygps.drivers.teltonika.avl import AVL_CODECS, AvlError, decode_data
 from waygps.drivers.teltonika.crc import crc16
-from waygps.drivers.teltonika.framing import HEADER, OVERHEAD, imei_well_formed, luhn_ok
+from waygps.drivers.teltonika.framing import HEADER, OVERHEAD, PREAMBLE, imei_well_formed, luhn_ok
 from waygps.drivers.teltonika.reports import PROTOCOL, ms_of, records_events
 from waygps.events import CommandAck, DeviceEvent, Position
+from waygps.framing import BAD_PREAMBLE, FRAME, LengthPrefixedFramer
 
 #: Listener options of the driver, with their defaults (the type is the type the configuration must have).
 OPTIONS: Mapping[str, Any] = {
@@ -145,88 +146,76 @@ class TeltonikaStreamCodec:
         self.max_bad = max(int(_option(options, "max_bad_frames")), 1)
         self.commands = _Commands(options)
         self.imei: str | None = None
-        self._buffer = bytearray()
+        # preamble 00000000, data length L (3.. limit), L bytes, CRC: L + 12 bytes; FF = keep-alive
+        self._framer = LengthPrefixedFramer(header=HEADER, length_field=1, adjust=OVERHEAD, min_length=3,
+                                            max_length=self.max_packet, preamble=PREAMBLE, idle=b"\xff")
         self._bad = 0
         self._closed = False
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return self._framer.buffered
 
     def receive(self, data: bytes, now: datetime) -> list[Action]:
         if self._closed:
             return []
-        buffer = self._buffer
-        buffer += data
+        framer = self._framer
+        framer.push(data)
         actions: list[Action] = []
-        pos = 0
-        end = len(buffer)
-        while pos < end and not self._closed:
-            if buffer[pos] == 0xFF:  # keep-alive, never answered
-                pos += 1
-                continue
-            if self.imei is None:
-                used = self._handshake(buffer, pos, end, actions)
-            else:
-                used = self._frame(buffer, pos, end, now, actions)
-            if not used:
+        if self.imei is None and not self._handshake(framer, actions):
+            return actions
+        piece = framer.pop()
+        while piece is not None:
+            if piece.kind is FRAME:
+                self._frame(piece.data, now, actions)
+            elif piece.kind is BAD_PREAMBLE:
+                self._close(actions, "bad_preamble", piece.data, "stream out of sync")
+            else:  # BAD_LENGTH
+                self._close(actions, "bad_length", piece.data,
+                            f"data length {framer.last_length} (frame limit {self.max_packet} bytes)")
+            if self._closed:
                 break
-            pos += used
-        if self._closed:
-            buffer.clear()
-        elif pos:
-            del buffer[:pos]
+            piece = framer.pop()
         return actions
 
     # --- handshake -------------------------------------------------------------
-    def _handshake(self, buffer: bytearray, pos: int, end: int, actions: list[Action]) -> int:
-        if end - pos < 2:
-            return 0
-        (length,) = _U16.unpack_from(buffer, pos)
+    def _handshake(self, framer: LengthPrefixedFramer, actions: list[Action]) -> bool:
+        """Read the IMEI frame (2-byte length + digits) ahead of the framed part; True once identified."""
+        while framer.peek(1) == b"\xff":  # keep-alive, never answered
+            framer.skip(1)
+        head = framer.peek(2)
+        if len(head) < 2:
+            return False
+        (length,) = _U16.unpack(head)
         if length == 0 or length > MAX_IMEI_FRAME:
             what = "data before the IMEI handshake" if length == 0 else f"IMEI length {length}"
-            self._close(
-                actions, "bad_imei", buffer[pos:end], f"{what}: not a Teltonika handshake", reply=b"\x00"
-            )
-            return 0
-        if end - pos < 2 + length:
-            return 0
-        raw = bytes(buffer[pos + 2 : pos + 2 + length])
+            self._close(actions, "bad_imei", framer.peek(48), f"{what}: not a Teltonika handshake", reply=b"\x00")
+            return False
+        message = framer.peek(2 + length)
+        if len(message) < 2 + length:
+            return False
+        raw = message[2:]
         if not imei_well_formed(raw):
-            self._close(actions, "bad_imei", buffer[pos : pos + 2 + length], "malformed IMEI", reply=b"\x00")
-            return 0
+            self._close(actions, "bad_imei", message, "malformed IMEI", reply=b"\x00")
+            return False
+        framer.skip(2 + length)
         imei = raw.decode("ascii")
         if not luhn_ok(imei):
             # Counted and logged; accepted all the same (the allow-list decides who may connect).
             actions.append(Flagged("imei_luhn", raw))
         self.imei = imei
         actions.append(Identified(imei, accept=b"\x01", reject=b"\x00"))
-        return 2 + length
+        return True
 
     # --- frames ------------------------------------------------------------------
-    def _frame(self, buffer: bytearray, pos: int, end: int, now: datetime, actions: list[Action]) -> int:
-        if end - pos < 8:  # (waiting for the whole header keeps the outcome independent of read sizes)
-            return 0
-        preamble, length = HEADER.unpack_from(buffer, pos)
-        if preamble != 0:
-            self._close(actions, "bad_preamble", buffer[pos : pos + 48], "stream out of sync")
-            return 0
-        size = length + OVERHEAD
-        if length < 3 or size > self.max_packet:
-            self._close(
-                actions,
-                "bad_length",
-                buffer[pos : pos + 48],
-                f"data length {length} (frame limit {self.max_packet} bytes)",
-            )
-            return 0
-        if end - pos < size:
-            return 0
-        data = bytes(buffer[pos + 8 : pos + 8 + length])
-        (crc,) = _U32.unpack_from(buffer, pos + 8 + length)
+    def _frame(self, raw: bytes, now: datetime, actions: list[Action]) -> None:
+        """One whole frame (header, data, CRC) the framer cut out."""
+        size = len(raw)
+        data = raw[8:size - 4]
+        (crc,) = _U32.unpack_from(raw, size - 4)
         if crc != crc16(data):
-            self._bad_frame(actions, "bad_crc", buffer[pos : pos + size])
-            return size
+            self._bad_frame(actions, "bad_crc", raw)
+            return
         codec = data[0]
         imei = self.imei
         assert imei is not None
@@ -238,19 +227,19 @@ class TeltonikaStreamCodec:
             elif codec in cmd.COMMAND_CODECS:
                 actions.append(Store(_command_events(data, imei, now, self.commands)))
             else:
-                self._bad_frame(actions, "unknown_codec", buffer[pos : pos + size])
-                return size
+                self._bad_frame(actions, "unknown_codec", raw)
+                return
         except (AvlError, cmd.CommandFrameError) as e:
-            self._bad_frame(actions, e.reason, buffer[pos : pos + size])
-            return size
+            self._bad_frame(actions, e.reason, raw)
+            return
         self._bad = 0
-        return size
 
     def _bad_frame(self, actions: list[Action], reason: str, raw: bytes | bytearray) -> None:
         actions.append(Rejected(reason, hex_excerpt(raw)))
         self._bad += 1
         if self._bad >= self.max_bad:
             self._closed = True
+            self._framer.clear()
             actions.append(Close(f"{self._bad} bad frames in a row"))
 
     def _close(
@@ -259,6 +248,7 @@ class TeltonikaStreamCodec:
         actions.append(Rejected(reason, hex_excerpt(raw), reply=reply))
         actions.append(Close(why))
         self._closed = True
+        self._framer.clear()
 
     # --- commands ----------------------------------------------------------------
     def encode_command(self, command: Command, now: datetime) -> bytes:

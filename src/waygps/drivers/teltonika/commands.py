@@ -1,6 +1,6 @@
 """Codec 12 / 13 / 14: GPRS commands to the device and what it answers.
 
-Layouts: ``teltonika-protocol.md`` §5. Codec 12 carries SMS-style command text
+Layouts: docs/drivers/teltonika.md (Protocol notes). Codec 12 carries SMS-style command text
 (server -> device, type 05) and the device's response (type 06). Codec 14 is
 the same with the target IMEI added (06 = executed, 11 = nACK: another IMEI).
 Codec 13 is a one-way, time-stamped message from the device's serial port.
@@ -33,7 +33,7 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 # Codec 13 timestamps: the published example carries 8 bytes of milliseconds, the structure table
-# 4 bytes of seconds (teltonika-protocol.md §8). An 8-byte reading is taken when it lands in this window.
+# 4 bytes of seconds. An 8-byte reading is taken when it lands in this window.
 _MS_2000 = 946_684_800_000
 _MS_2100 = 4_102_444_800_000
 
@@ -115,7 +115,7 @@ def digout_mask(output: int, state: str) -> str:
 
 
 def command_text(command: Command, block_output: int = 1) -> str:
-    """The SMS-style text of a WayGPS command (``teltonika-protocol.md`` §5.3)."""
+    """The SMS-style text of a WayGPS command (docs/drivers/teltonika.md, Commands)."""
     params: Mapping[str, Any] = command.params
     kind = command.type
     if kind == "block":

@@ -1,6 +1,6 @@
 """Teltonika I/O element IDs -> attribute names: data, meant to be extended.
 
-One row per ID of the FMB/FMC/FMM family table (``teltonika-protocol.md`` §3):
+One row per ID of the FMB/FMC/FMM family table (listed in docs/drivers/teltonika.md):
 ``IoSpec(id, name, size, divisor, signed, kind)``. ``size`` is the value size the
 device uses (1, 2, 4, 8 bytes, or ``X`` for the variable-length NX group of
 Codec 8 Extended). A value that arrives in a group of another size is not

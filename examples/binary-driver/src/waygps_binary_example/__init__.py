@@ -1,0 +1,1 @@
+"""An example binary driver for WayGPS (protocol "WB")."""
