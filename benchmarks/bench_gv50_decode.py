@@ -19,7 +19,6 @@ on an idle machine for a figure to quote).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import datetime, timedelta, timezone

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest_twisted
@@ -15,11 +15,17 @@ from waygps.documents import position_document
 from waygps.events import Position
 
 
-def stored_position(speed: float, minute: int) -> dict:
-    when = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minute)
+def stored_position(speed: float, step: int, after: datetime) -> dict:
+    """A position stored by someone else, fixed a fraction of a second after ``after`` (the feed sends
+    no report older than the newest one it sent, and the device's reports carry the time of now)."""
+    when = after + timedelta(milliseconds=100 * (step + 1))
     return position_document(Position(imei=GV50_IMEI, protocol="gv50", device_time=when, server_time=when,
-                                      event="GTFRI", key=f"restart-{minute}", valid=True, latitude=-17.7,
+                                      event="GTFRI", key=f"restart-{step}", valid=True, latitude=-17.7,
                                       longitude=-63.1, speed=speed))
+
+
+def first_fix(dashboard: Any) -> datetime:
+    return datetime.fromisoformat(updates(dashboard)[0]["data"]["fecha_gps"].replace("Z", "+00:00"))
 
 
 @pytest_twisted.inlineCallbacks
@@ -40,7 +46,7 @@ def test_feed_resumes_after_a_store_restart_without_missing_positions(start_inst
         try:
             collection = client[a.db_name]["DadosVeiculo"]
             yield threads.deferToThread(collection.insert_many,
-                                        [stored_position(40.0 + n, n) for n in range(5)])
+                                        [stored_position(40.0 + n, n, first_fix(dashboard)) for n in range(5)])
         finally:
             client.close()
         yield until(lambda: len(updates(dashboard)) >= 6, "the five positions stored during the restart")
@@ -77,7 +83,8 @@ def test_feed_resumes_from_its_token_after_the_store_was_unreachable(replica_sto
         client = pymongo.MongoClient(replica_store.uri, serverSelectionTimeoutMS=10000)
         try:
             collection = client[a.db_name]["DadosVeiculo"]
-            yield threads.deferToThread(collection.insert_many, [stored_position(40.0 + n, n) for n in range(5)])
+            yield threads.deferToThread(collection.insert_many,
+                                        [stored_position(40.0 + n, n, first_fix(dashboard)) for n in range(5)])
         finally:
             client.close()
         relay.restore()
