@@ -538,6 +538,24 @@ def test_intake_refuses_at_once_what_the_device_driver_refuses(harness):
 
 
 @pytest_twisted.inlineCallbacks
+def test_an_applications_pending_insert_is_refused_at_once_too(harness):
+    # What a dashboard writes (contract: status "pending"): checked with the driver before any device
+    # connects, not only when the command is claimed.
+    harness.vehicle(OTHER, protocol="gv50")
+    harness.commands.insert_one({"IMEI": OTHER, "type": "set_apn", "status": "pending",
+                                 "params": {"apn": "internet$", "user": "", "password": ""}})
+    harness.vehicle(IMEI, protocol="gv50")
+    harness.commands.insert_one({"IMEI": IMEI, "type": "reboot", "status": "pending"})
+    yield harness.start()
+    yield harness.advance(4.0)
+    refused = harness.only_command(OTHER)
+    assert refused["status"] == "failed" and refused["error"].startswith("refused by the gv50 driver")
+    assert refused["attempts"] == 0 and refused.get("sentAt") is None
+    accepted = harness.only_command(IMEI)
+    assert accepted["status"] == "pending" and accepted["expiresAt"] is not None
+
+
+@pytest_twisted.inlineCallbacks
 def test_a_stale_speed_counts_as_unknown_and_a_fresh_report_releases_the_block(harness):
     harness.vehicle(IMEI, bloqueado=False)
     yield harness.start(block_max_speed_kmh=20.0, block_speed_max_age=600.0)

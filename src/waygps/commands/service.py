@@ -524,18 +524,19 @@ class CommandService(Service):
 
     @inlineCallbacks
     def _complete_inserted(self, now: datetime) -> Any:
-        """Commands inserted by hand without ``status`` / ``expiresAt`` join the queue."""
+        """Commands inserted by hand without ``status`` / ``expiresAt`` join the queue; one the device's
+        driver would refuse (an application's ``pending`` insert included) fails at once."""
         assert self.queue is not None
         for doc in (yield self.queue.unqueued()):
+            vehicle = yield self.queue.vehicle(str(doc.get("IMEI")))
+            why = checks.check_with_driver((vehicle or {}).get("protocol"), str(doc.get("IMEI")),
+                                           doc.get("type"), doc.get("params"), self.drivers)
+            if why is not None:
+                refused = yield self.queue.complete(doc, now, f"inserted by hand; {why}")
+                if refused is not None:
+                    yield self._locked(str(doc.get("IMEI")), self._close, refused, (PENDING,), FAILED, why)
+                continue
             if doc.get("status") is None:
-                vehicle = yield self.queue.vehicle(str(doc.get("IMEI")))
-                why = checks.check_with_driver((vehicle or {}).get("protocol"), str(doc.get("IMEI")),
-                                               doc.get("type"), doc.get("params"), self.drivers)
-                if why is not None:
-                    refused = yield self.queue.complete(doc, now, f"inserted without a status; {why}")
-                    if refused is not None:
-                        yield self._locked(str(doc.get("IMEI")), self._close, refused, (PENDING,), FAILED, why)
-                    continue
                 reason = "queued (inserted without a status)"
                 completed = yield self.queue.complete(doc, now, reason)
                 if completed is not None:
