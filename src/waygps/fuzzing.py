@@ -350,7 +350,7 @@ def builtin_targets(gv50_frames: Iterable[bytes], teltonika_vectors: Iterable[by
 
 def _generic_buffered(codec: Any) -> int:
     reader = getattr(codec, "_reader", None)
-    held = len(codec._buffer)
+    held = codec.buffered  # the line framer's unconsumed bytes
     if reader is not None:
         held += len(reader._buffer) + len(reader._body) + len(reader.trailing)
     return held

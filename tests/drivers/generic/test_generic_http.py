@@ -225,7 +225,7 @@ def test_http_after_lines_on_the_same_connection():
     actions = c.receive(b"GET /?id=a&lat=100&lon=2 HTTP/1.1\r\n\r\n", NOW)
     assert [type(a) for a in actions] == [Rejected]
     second = b"GET /?id=b&lat=1&lon=2 HTTP/1.1\r\n\r\n"
-    assert c.receive(second, NOW) == [Rejected("http_pipelined", second)]
+    assert c.receive(second, NOW) == [Rejected("http_pipelined", second, raw=second)]
 
 
 def test_http_for_another_device_after_lines_is_rejected():

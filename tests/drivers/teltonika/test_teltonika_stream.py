@@ -74,6 +74,7 @@ def test_changed_last_byte_fails_crc_nothing_stored_no_ack() -> None:
     assert kinds(actions) == ["Rejected"]
     assert actions[0].reason == "bad_crc" and actions[0].reply == b""
     assert actions[0].excerpt == bytes(bad[:32]).hex().encode()  # logged as hex
+    assert actions[0].raw == bytes(bad)  # the whole packet, for FramesRejeitados
 
 
 # --- handshake --------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def line_actions(line: bytes, now: datetime, settings: Settings, device: str | N
         if device is not None and found != device:
             raise ReportError("device_changed")
     except ReportError as error:
-        return [Rejected(error.reason, excerpt(line), _line_reply(settings, f"ERR {error.reason}"))]
+        return [Rejected(error.reason, excerpt(line), _line_reply(settings, f"ERR {error.reason}"), raw=line)]
     return [
         Identified(found, reject=_line_reply(settings, "ERR unknown_device")),
         Store(positions, ack=_line_reply(settings, f"OK {len(positions)}"),
@@ -186,7 +186,7 @@ class GenericStreamCodec:
                 actions.append(self._too_long(piece.data))
 
     def _too_long(self, start: bytes) -> Rejected:
-        return Rejected("line_too_long", excerpt(start), _line_reply(self.settings, "ERR line_too_long"))
+        return Rejected("line_too_long", excerpt(start), _line_reply(self.settings, "ERR line_too_long"), raw=start)
 
     def _line(self, line: bytes, now: datetime) -> list[Action]:
         actions = line_actions(line, now, self.settings, None if self.capture else self.device)
@@ -243,7 +243,7 @@ class GenericStreamCodec:
 
     def _http_rejected(self, status: int, reason: str, start: bytes) -> list[Action]:
         extra = (("Allow", "GET, POST"),) if status == 405 else ()
-        actions: list[Action] = [Rejected(reason, excerpt(start), response(status, f"ERR {reason}\n", extra))]
+        actions: list[Action] = [Rejected(reason, excerpt(start), response(status, f"ERR {reason}\n", extra), raw=start)]
         if not self._stored and not self.capture:
             # Nothing is waiting for its acknowledgement: the answer is written, close now.
             actions.append(Close(f"http request rejected: {reason}"))
@@ -253,7 +253,7 @@ class GenericStreamCodec:
         if not data.strip() or self._extra_counted:
             return []
         self._extra_counted = True
-        return [Rejected("http_pipelined", excerpt(data))]
+        return [Rejected("http_pipelined", excerpt(data), raw=data)]
 
 
 def request_records(request: Request) -> list[Record]:
@@ -297,10 +297,10 @@ class GenericDatagramCodec:
 
     def receive_datagram(self, data: bytes, now: datetime) -> list[Action]:
         if len(data) > self.settings.max_line_bytes:
-            return [Rejected("line_too_long", excerpt(data), _line_reply(self.settings, "ERR line_too_long"))]
+            return [Rejected("line_too_long", excerpt(data), _line_reply(self.settings, "ERR line_too_long"), raw=data)]
         lines = split_lines(data)
         if not lines:
-            return [Rejected("empty", excerpt(data))]
+            return [Rejected("empty", excerpt(data), raw=data)]
         actions: list[Action] = []
         for line in lines:
             actions.extend(line_actions(line, now, self.settings))

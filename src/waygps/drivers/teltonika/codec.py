@@ -235,7 +235,7 @@ class TeltonikaStreamCodec:
         self._bad = 0
 
     def _bad_frame(self, actions: list[Action], reason: str, raw: bytes | bytearray) -> None:
-        actions.append(Rejected(reason, hex_excerpt(raw)))
+        actions.append(Rejected(reason, hex_excerpt(raw), raw=raw))
         self._bad += 1
         if self._bad >= self.max_bad:
             self._closed = True
@@ -245,7 +245,7 @@ class TeltonikaStreamCodec:
     def _close(
         self, actions: list[Action], reason: str, raw: bytes | bytearray, why: str, reply: bytes = b""
     ) -> None:
-        actions.append(Rejected(reason, hex_excerpt(raw), reply=reply))
+        actions.append(Rejected(reason, hex_excerpt(raw), reply=reply, raw=raw))
         actions.append(Close(why))
         self._closed = True
         self._framer.clear()
@@ -273,15 +273,15 @@ class TeltonikaDatagramCodec:
 
     def receive_datagram(self, data: bytes, now: datetime) -> list[Action]:
         if len(data) > self.max_packet:
-            return [Rejected("too_long", hex_excerpt(data))]
+            return [Rejected("too_long", hex_excerpt(data), raw=data)]
         if len(data) < _UDP_HEAD.size:
-            return [Rejected("truncated", hex_excerpt(data))]
+            return [Rejected("truncated", hex_excerpt(data), raw=data)]
         length, packet_id, _unused, avl_id, imei_length = _UDP_HEAD.unpack_from(data, 0)
         if length != len(data) - 2:
-            return [Rejected("bad_length", hex_excerpt(data))]
+            return [Rejected("bad_length", hex_excerpt(data), raw=data)]
         raw_imei = bytes(data[8 : 8 + imei_length])
         if not imei_well_formed(raw_imei):
-            return [Rejected("bad_imei", hex_excerpt(data))]
+            return [Rejected("bad_imei", hex_excerpt(data), raw=data)]
         imei = raw_imei.decode("ascii")
         actions: list[Action] = []
         if not luhn_ok(imei) and imei not in self._luhn_seen:
@@ -292,11 +292,11 @@ class TeltonikaDatagramCodec:
             actions.append(Flagged("imei_luhn", raw_imei))
         body = bytes(data[8 + imei_length :])
         if body and body[0] not in AVL_CODECS:
-            return actions + [Rejected("unknown_codec", hex_excerpt(data))]
+            return actions + [Rejected("unknown_codec", hex_excerpt(data), raw=data)]
         try:
             _, records = decode_data(body)
         except AvlError as e:
-            return actions + [Rejected(e.reason, hex_excerpt(data))]
+            return actions + [Rejected(e.reason, hex_excerpt(data), raw=data)]
         events = records_events(records, body[0], imei, now)
         ack = _UDP_ACK.pack(5, packet_id, 0x01, avl_id, len(records))
         actions.append(Identified(imei))
