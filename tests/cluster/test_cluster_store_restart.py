@@ -8,7 +8,8 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import threads
 
-from tests.cluster.cluster_support import ReplicaStore, StoreRelay
+from tests.cluster.cluster_support import ReplicaStore
+from tests.relay import StoreRelay
 from tests.cluster.test_cluster_e2e import feed_client, updates
 from tests.commands.test_commands_e2e import GV50_IMEI, connect, gtfri, until
 from waygps.documents import position_document

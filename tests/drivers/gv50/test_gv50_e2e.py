@@ -18,9 +18,9 @@ from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
-from twisted.protocols.portforward import ProxyFactory, ProxyServer
 
 from gv50_vectors import FRAMES
+from tests.relay import StoreRelay
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -60,40 +60,6 @@ class Device(Protocol):
             self.waiting = None
             data, self.buffer = self.buffer[:count], self.buffer[count:]
             d.callback(data)
-
-
-class _Relayed(ProxyServer):
-    def connectionMade(self) -> None:
-        self.factory.live.add(self)
-        super().connectionMade()
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.factory.live.discard(self)
-        super().connectionLost(reason)
-
-
-class StoreRelay:
-    """A TCP relay in front of the test store: ``cut()`` makes the store unreachable, ``restore()`` undoes it."""
-
-    def __init__(self, uri: str) -> None:
-        host, port = uri.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-        self.factory = ProxyFactory(host, int(port))
-        self.factory.protocol = _Relayed
-        self.factory.live = set()
-        self.listening = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = self.listening.getHost().port
-
-    @property
-    def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
-
-    def cut(self) -> Deferred:
-        for relayed in list(self.factory.live):
-            relayed.transport.abortConnection()
-        return self.listening.stopListening()
-
-    def restore(self) -> None:
-        self.listening = reactor.listenTCP(self.port, self.factory, interface="127.0.0.1")
 
 
 @pytest.fixture
