@@ -497,6 +497,7 @@ class PersistenceService(Service):
                       driver=doc.get("protocol"), imei=doc.get("IMEI"), id=doc["_id"], code=error.get("code"),
                       message=error.get("errmsg", ""))
         old_copies: set[str] = set()
+        inserted: set[str] = set()  # ids this batch inserted: a copy of one of them in the batch is new
         stored: dict[str, int] = {}  # per driver: one counter update per batch, not per report
         for index, doc in enumerate(batch.documents):
             if refused_ids and doc["_id"] in refused_ids:
@@ -507,7 +508,11 @@ class PersistenceService(Service):
                     metrics.DUPLICATES.labels(doc["protocol"]).inc()
                     self.stats.duplicate(doc["IMEI"], doc["protocol"])
             else:
+                inserted.add(doc["_id"])
                 stored[doc["protocol"]] = stored.get(doc["protocol"], 0) + 1
+        # A report whose re-sent copy shares the batch: inserted once, published once.
+        resent_here = old_copies & inserted
+        old_copies -= inserted
         for protocol, count in stored.items():
             metrics.REPORTS_STORED.labels(protocol).inc(count)
         if old_copies:
@@ -518,8 +523,12 @@ class PersistenceService(Service):
             for seq, position in entry.positions:
                 if position.document_id not in entry.rejected:
                     self._fold(position, seq)
+        announced: set[str] = set()
         for entry in batch.entries:
-            self._publish(entry.events, skip=old_copies | entry.rejected)
+            self._publish(entry.events, skip=old_copies | entry.rejected | announced)
+            if resent_here:
+                announced.update(e.document_id for e in entry.events
+                                 if isinstance(e, Position) and e.document_id in resent_here)
         for entry in batch.entries:
             if entry.rejected:
                 entry.settle(ReportRejected(f"{len(entry.rejected)} report(s) refused by MongoDB"))

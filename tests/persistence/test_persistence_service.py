@@ -126,6 +126,18 @@ def test_a_duplicate_counts_as_stored_but_is_not_published_twice() -> None:
     assert [p.key for p in h.published] == ["new"]
 
 
+def test_a_report_and_its_resend_in_one_batch_are_published_once() -> None:
+    # The device re-sent before its first copy was acknowledged: both copies share a batch, the
+    # first is inserted and the second is the duplicate. The report is new: it is published, once.
+    h = Harness(batch_size=2)
+    first = h.deliver(position(key="same"))
+    again = h.deliver(position(key="same"))
+    h.inserts[0].fail(BulkWriteError({"writeErrors": [{"index": 1, "code": 11000, "errmsg": "E11000"}],
+                                      "writeConcernErrors": [], "nInserted": 1}))
+    assert first == {"ok": True} and again == {"ok": True}
+    assert [p.key for p in h.published] == ["same"]
+
+
 def test_a_document_refused_for_good_fails_only_its_delivery() -> None:
     h = Harness(batch_size=2)
     bad = h.deliver(position(key="bad"))
