@@ -65,8 +65,10 @@ def test_sigkill_devices_reconnect_to_b_nothing_acked_lost_and_a_goes_offline_af
         device = yield connect(ports["gv50"])
         parked = yield connect(ports["gv50"])
         parked.transport.write(gtfri(3.0, 1, PARKED_IMEI))
+        # Built once: a re-sent report is the same bytes (its fix time included).
+        reports = {count: gtfri(20.0 + count, count) for count in range(1, 7)}
         for count in range(1, 4):
-            device.transport.write(gtfri(20.0 + count, count))
+            device.transport.write(reports[count])
             yield until(lambda c=count: sack(c) in device.received, f"SACK {count} from A")
         yield until(lambda: sack(1) in parked.received, "the parked device's SACK")
         yield until(lambda: db["Veiculo"].find_one({"IMEI": PARKED_IMEI, "online": True, "instance": "a"}),
@@ -77,7 +79,7 @@ def test_sigkill_devices_reconnect_to_b_nothing_acked_lost_and_a_goes_offline_af
         device.transport.loseConnection()  # the device notices its link is gone...
         moved = yield connect(b.port())  # ...and comes back through the balancer to B
         for count in range(3, 7):  # report 3 again: the device did not know whether it was stored
-            moved.transport.write(gtfri(20.0 + count, count))
+            moved.transport.write(reports[count])
             yield until(lambda c=count: sack(c) in moved.received, f"SACK {count} from B")
         keys = sorted(doc["speed"] for doc in db["DadosVeiculo"].find({"IMEI": GV50_IMEI}))
         assert keys == [21.0, 22.0, 23.0, 24.0, 25.0, 26.0]  # every acknowledged report, once
