@@ -150,8 +150,8 @@ class ChangeFollower:
             try:
                 if self.save_token is not None and self.token is not None:
                     self.save_token(client, self.token)
-            except Exception:
-                pass
+            except Exception as e:  # the store is going away too: the token in memory still resumes
+                self._say("debug", "change stream: resume token not saved at the end: {error}", error=e)
             client.close()
             self.reactor.callFromThread(self._finished)
 
@@ -239,5 +239,5 @@ class ChangeFollower:
                 saved_at = time.monotonic()
                 try:
                     self.save_token(client, self.token)
-                except Exception:
-                    pass
+                except Exception as e:  # saved again within SAVE_EVERY; the stream's own failure is logged
+                    self._say("debug", "change stream: resume token not saved: {error}", error=e)
