@@ -6,7 +6,7 @@ here and at the WebSocket edge only.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -76,3 +76,25 @@ def event_json(event: Event) -> dict[str, Any]:
     for key, value in attrs.asdict(event, recurse=False).items():
         out["IMEI" if key == "imei" else key] = value
     return _jsonable(out)
+
+
+# Reading stored documents back (history, the change-stream feed): a field of an odd type reads as
+# absent, never raises; MongoDB returns naive UTC times.
+def read_number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def read_count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def read_flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def read_time(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)

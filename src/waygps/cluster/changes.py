@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from waygps.config import Collections
+from waygps.documents import read_count, read_flag, read_number, read_time
 from waygps.events import Alarm, CommandStatus, DeviceConnected, DeviceDisconnected, Position
 
 WRITES = ("insert", "update", "replace")
@@ -21,16 +22,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _utc(value: Any) -> datetime:
-    """Stored times come back naive (UTC) from pymongo; the events carry aware ones."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-    return _EPOCH
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    return read_time(value) or _EPOCH
 
 
 def position_from_document(doc: Mapping[str, Any]) -> Position:
@@ -43,8 +35,6 @@ def position_from_document(doc: Mapping[str, Any]) -> Position:
     attributes = dict(doc.get("attributes") or {})
     buffered = bool(attributes.pop("buffered", False))
     attributes["stored_id"] = str(doc.get("_id"))
-    satellites = doc.get("satellites")
-    ignition = doc.get("ignicao")
     return Position(
         imei=str(doc.get("IMEI", "")),
         protocol=str(doc.get("protocol", "")),
@@ -53,14 +43,14 @@ def position_from_document(doc: Mapping[str, Any]) -> Position:
         event=str(doc.get("event", "")),
         key=str(doc.get("_id")),
         valid=bool(doc.get("valid")),
-        latitude=_number(doc.get("latitude")),
-        longitude=_number(doc.get("longitude")),
-        altitude=_number(doc.get("altitude")),
-        speed=_number(doc.get("speed")),
-        course=_number(doc.get("course")),
-        satellites=satellites if isinstance(satellites, int) and not isinstance(satellites, bool) else None,
-        hdop=_number(doc.get("hdop")),
-        ignition=ignition if isinstance(ignition, bool) else None,
+        latitude=read_number(doc.get("latitude")),
+        longitude=read_number(doc.get("longitude")),
+        altitude=read_number(doc.get("altitude")),
+        speed=read_number(doc.get("speed")),
+        course=read_number(doc.get("course")),
+        satellites=read_count(doc.get("satellites")),
+        hdop=read_number(doc.get("hdop")),
+        ignition=read_flag(doc.get("ignicao")),
         buffered=buffered,
         attributes=attributes,
         raw=str(doc.get("raw") or ""),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
 from attrs import frozen
+
+from waygps.documents import read_count, read_flag, read_number, read_time
 
 # Only what exports and trips use is read from the store.
 PROJECTION = {
@@ -36,47 +38,31 @@ class TrackPoint:
         return self.latitude is not None and self.longitude is not None
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def _odometer(attributes: Any) -> float | None:
     if not isinstance(attributes, Mapping):
         return None
-    value = attributes.get("odometer")  # Teltonika IO 16: metres
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    value = attributes.get("mileage_km")  # Queclink: kilometres
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) * 1000.0
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
+    metres = read_number(attributes.get("odometer"))  # Teltonika IO 16: metres
+    if metres is not None:
+        return metres
+    kilometres = read_number(attributes.get("mileage_km"))  # Queclink: kilometres
+    return None if kilometres is None else kilometres * 1000.0
 
 
 def point_from_doc(doc: Mapping[str, Any]) -> TrackPoint:
     """A ``TrackPoint`` from a stored document; odd field types read as absent, never raise."""
-    satellites = doc.get("satellites")
-    ignition = doc.get("ignicao")
     event = doc.get("event")
     return TrackPoint(
-        time=_utc(doc["dataDevice"]),
-        received=_utc(doc.get("dataServidor")),
-        latitude=_number(doc.get("latitude")),
-        longitude=_number(doc.get("longitude")),
+        time=read_time(doc["dataDevice"]),
+        received=read_time(doc.get("dataServidor")),
+        latitude=read_number(doc.get("latitude")),
+        longitude=read_number(doc.get("longitude")),
         valid=bool(doc.get("valid")),
-        altitude=_number(doc.get("altitude")),
-        speed=_number(doc.get("speed")),
-        course=_number(doc.get("course")),
-        satellites=satellites if isinstance(satellites, int) and not isinstance(satellites, bool) else None,
-        hdop=_number(doc.get("hdop")),
-        ignition=ignition if isinstance(ignition, bool) else None,
+        altitude=read_number(doc.get("altitude")),
+        speed=read_number(doc.get("speed")),
+        course=read_number(doc.get("course")),
+        satellites=read_count(doc.get("satellites")),
+        hdop=read_number(doc.get("hdop")),
+        ignition=read_flag(doc.get("ignicao")),
         event=event if isinstance(event, str) else None,
         odometer_m=_odometer(doc.get("attributes")),
     )
