@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Iterator
 
 import pytest
@@ -10,6 +9,7 @@ import pytest_twisted
 from twisted.internet.defer import inlineCallbacks
 
 from tests.cluster.cluster_support import Instance, ReplicaStore, instance_config
+from waygps.testing.plugin import fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -23,17 +23,7 @@ def replica_store() -> Iterator[ReplicaStore]:
 
 @pytest.fixture
 def cluster_db(replica_store: ReplicaStore) -> Iterator[str]:
-    import pymongo
-
-    name = f"c_{uuid.uuid4().hex[:12]}"
-    yield name
-    client = pymongo.MongoClient(replica_store.uri, serverSelectionTimeoutMS=5000)
-    try:
-        client.drop_database(name)
-    except Exception:
-        pass
-    finally:
-        client.close()
+    yield from fresh_database(replica_store.uri, prefix="c_")
 
 
 @pytest.fixture

@@ -37,20 +37,26 @@ def mongo_uri() -> Iterator[str]:
         store.stop()
 
 
-@pytest.fixture
-def mongo_db_name(mongo_uri: str) -> Iterator[str]:
-    """A fresh database name, dropped after the test."""
+def fresh_database(uri: str, prefix: str = "t_") -> Iterator[str]:
+    """A fresh database name on ``uri`` (a generator for fixtures); the database is dropped afterwards,
+    and a store already gone by then is not the test's failure."""
     import pymongo
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
     yield name
-    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
     try:
         client.drop_database(name)
-    except Exception:
+    except pymongo.errors.PyMongoError:
         pass
     finally:
         client.close()
+
+
+@pytest.fixture
+def mongo_db_name(mongo_uri: str) -> Iterator[str]:
+    """A fresh database name, dropped after the test."""
+    yield from fresh_database(mongo_uri)
 
 
 @pytest.fixture
