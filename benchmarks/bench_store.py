@@ -140,6 +140,8 @@ def config_for(uri: str, database: str, args: argparse.Namespace, listeners: lis
         "websocket": {"host": "127.0.0.1", "port": 0},
         "listener": listeners or [],
     }
+    if getattr(args, "python_gc", False):
+        raw["runtime"] = {"gc_threshold": 0, "gc_freeze": False}
     return build(raw, find_drivers())
 
 
@@ -274,7 +276,7 @@ async def waygps(server: Store, args: argparse.Namespace) -> dict[str, Any]:
                        "max_connections": args.devices + 100}])
     from prometheus_client import REGISTRY
 
-    service = build_service(cfg, reactor=reactor)
+    service = build_service(cfg, reactor=reactor, tune_runtime=True)  # as twistd waygps runs it
     batches_before = REGISTRY.get_sample_value("waygps_store_batch_seconds_count") or 0.0
     batch_time_before = REGISTRY.get_sample_value("waygps_store_batch_seconds_sum") or 0.0
     service.startService()
@@ -366,6 +368,8 @@ def build_parser(description: str = __doc__.splitlines()[0]) -> argparse.Argumen
                         help="add the 2dsphere index on DadosVeiculo.location (the option WayGPS has off by default)")
     parser.add_argument("--without-vehicle-geo-index", action="store_true",
                         help="drop the 2dsphere index on Veiculo.location after WayGPS created it (to measure it)")
+    parser.add_argument("--python-gc", action="store_true",
+                        help="keep Python's own garbage collector settings (to measure what [runtime] saves)")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     parser.add_argument("--first-device", type=int, default=0, help=argparse.SUPPRESS)
     return parser

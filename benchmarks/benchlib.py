@@ -134,7 +134,9 @@ class Store:
         deadline = time.monotonic() + 60
         while True:
             try:
-                pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=300).admin.command("ping")
+                # Closed at once: its monitor threads would otherwise run in the measured process.
+                with pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=300) as client:
+                    client.admin.command("ping")
                 return
             except Exception:
                 if time.monotonic() > deadline or self.process.poll() is not None:

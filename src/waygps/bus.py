@@ -19,18 +19,21 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[Callable[[Any], None]] = []
+        self._snapshot: tuple[Callable[[Any], None], ...] = ()  # what publish iterates: no copy per event
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         self._subscribers.append(callback)
+        self._snapshot = tuple(self._subscribers)
 
         def unsubscribe() -> None:
             if callback in self._subscribers:
                 self._subscribers.remove(callback)
+                self._snapshot = tuple(self._subscribers)
 
         return unsubscribe
 
     def publish(self, event: Any) -> None:
-        for callback in list(self._subscribers):
+        for callback in self._snapshot:
             try:
                 callback(event)
             except Exception:

@@ -197,6 +197,14 @@ class ClusterConfig:
 
 
 @frozen
+class RuntimeConfig:
+    """Tuning of the server's Python process (see docs/configuration.md, ``[runtime]``)."""
+
+    gc_threshold: int = 10_000  # young-generation threshold of the cyclic collector; 0: Python's own
+    gc_freeze: bool = True  # after start-up, leave the start-up objects out of every collection
+
+
+@frozen
 class Config:
     mongodb: MongoConfig = MongoConfig()
     embedded: EmbeddedConfig = EmbeddedConfig()
@@ -212,6 +220,7 @@ class Config:
     history: HistoryConfig = HistoryConfig()
     stats: StatsConfig = StatsConfig()
     cluster: ClusterConfig = ClusterConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     path: str = ""
 
 
@@ -382,6 +391,14 @@ def _cluster(raw: Mapping[str, Any]) -> ClusterConfig:
     return ClusterConfig(**values)
 
 
+def _runtime(raw: Mapping[str, Any]) -> RuntimeConfig:
+    values = _simple(RuntimeConfig, "runtime", raw)
+    threshold = values.get("gc_threshold", RuntimeConfig.gc_threshold)
+    if threshold != 0 and not 100 <= threshold <= 10_000_000:
+        raise ConfigError(f"runtime.gc_threshold: expected 0 (Python's default) or 100 to 10000000, got {threshold}")
+    return RuntimeConfig(**values)
+
+
 def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path: str = "") -> Config:
     """Turn a parsed TOML document into a :class:`Config`.
 
@@ -402,6 +419,7 @@ def build(raw: Mapping[str, Any], drivers: Mapping[str, Any] | None = None, path
         "history": lambda r: HistoryConfig(**_simple(HistoryConfig, "history", r)),
         "stats": lambda r: StatsConfig(**_simple(StatsConfig, "stats", r)),
         "cluster": _cluster,
+        "runtime": _runtime,
     }
     values: dict[str, Any] = {}
     for name, value in raw.items():

@@ -7,6 +7,7 @@ Times are timezone-aware UTC ``datetime`` objects.
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Mapping, Union
 
@@ -53,9 +54,9 @@ class Position:
     attributes: Mapping[str, Any] = field(factory=dict, converter=_frozen_dict)
     raw: str = ""
 
-    @property
+    @cached_property
     def document_id(self) -> str:
-        """Deterministic ``_id``: same device, protocol and key -> same document."""
+        """Deterministic ``_id``: same device, protocol and key -> same document (computed once)."""
         digest = hashlib.blake2b(
             f"{self.protocol}\x1f{self.imei}\x1f{self.key}".encode("utf-8", "surrogateescape"),
             digest_size=12,

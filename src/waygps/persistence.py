@@ -185,6 +185,8 @@ class PersistenceService(Service):
         self._waiting: deque[_Entry] = deque()  # entries not yet answered, oldest first
         self._pending = 0  # documents queued or in flight
         self._inflight: _Batch | None = None
+        # While a stored batch is announced: completions that arrived meanwhile, finished after it.
+        self._announcing: list[tuple[_Batch, float, set[int], list[dict]]] | None = None
         self._flush_call: Any = None
         self._retry_call: Any = None
         self._expiry_call: Any = None
@@ -479,6 +481,11 @@ class PersistenceService(Service):
         self._attempt(batch)
 
     def _complete(self, batch: _Batch, started: float, duplicates: set[int], refused: list[dict]) -> None:
+        if self._announcing is not None:
+            # The store answered the next batch synchronously (test fakes do) while this service was
+            # still announcing the previous one: finish it afterwards, so batches finish in order.
+            self._announcing.append((batch, started, duplicates, refused))
+            return
         self._inflight = None
         if self._store_down:
             self._store_down = False
@@ -523,6 +530,20 @@ class PersistenceService(Service):
             for seq, position in entry.positions:
                 if position.document_id not in entry.rejected:
                     self._fold(position, seq)
+        # The next batch goes to the store now: it inserts while this one is announced and acknowledged.
+        self._announcing = finished = []
+        try:
+            self._schedule()
+            self._announce(batch, old_copies, resent_here)
+        finally:
+            self._announcing = None
+        for later in finished:
+            if later[0] is self._inflight:  # (not stopped meanwhile)
+                self._complete(*later)
+        self._after_batch()
+
+    def _announce(self, batch: _Batch, old_copies: set[str], resent_here: set[str]) -> None:
+        """Publish what ``batch`` stored and answer its devices."""
         announced: set[str] = set()
         for entry in batch.entries:
             self._publish(entry.events, skip=old_copies | entry.rejected | announced)
@@ -534,7 +555,6 @@ class PersistenceService(Service):
                 entry.settle(ReportRejected(f"{len(entry.rejected)} report(s) refused by MongoDB"))
             else:
                 entry.settle(None)
-        self._after_batch()
 
     def _release(self, batch: _Batch) -> None:
         self._pending -= batch.size

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
-
-import attrs
+from typing import Any
 
 from waygps.events import Position
 
@@ -43,6 +42,8 @@ _SATELLITE_BOUNDS = (9, 6, 4)
 
 
 def _finite(value: float | None) -> bool:
+    if type(value) is float:
+        return math.isfinite(value)
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
@@ -91,16 +92,21 @@ def assess(position: Position, now: datetime) -> tuple[Position, str | None]:
     flag raised by WayGPS, so the returned reason is ``None``.
     """
     reason = problem(position, now)
-    attributes = dict(position.attributes)
     if reason is not None and (position.valid or reason != NO_COORDINATES):
-        attributes[FLAG] = reason
         flagged = reason if position.valid else None
-        return attrs.evolve(position, valid=False, attributes=attributes), flagged
+        return restamped(position, False, {**position.attributes, FLAG: reason}), flagged
     if not position.valid:
-        attributes[FLAG] = NO_FIX
-        return attrs.evolve(position, attributes=attributes), None
+        return restamped(position, False, {**position.attributes, FLAG: NO_FIX}), None
     graded = grade(position.hdop, position.satellites)
     if graded is None:
         return position, None
-    attributes[QUALITY] = graded
-    return attrs.evolve(position, attributes=attributes), None
+    return restamped(position, True, {**position.attributes, QUALITY: graded}), None
+
+
+def restamped(p: Position, valid: bool, attributes: dict[str, Any]) -> Position:
+    """``p`` with another ``valid`` and ``attributes``: ``attrs.evolve`` costs twice as much, and this
+    runs for every report (``tests/test_quality.py`` checks that every field is carried over)."""
+    return Position(imei=p.imei, protocol=p.protocol, device_time=p.device_time, server_time=p.server_time,
+                    event=p.event, key=p.key, valid=valid, latitude=p.latitude, longitude=p.longitude,
+                    altitude=p.altitude, speed=p.speed, course=p.course, satellites=p.satellites, hdop=p.hdop,
+                    ignition=p.ignition, buffered=p.buffered, attributes=attributes, raw=p.raw)

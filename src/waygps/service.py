@@ -109,7 +109,8 @@ class WayGPSService(MultiService):
     """Everything ``twistd waygps`` runs."""
 
     def __init__(self, config: Config, drivers: Mapping[str, Any], reactor: Any = None,
-                 exit_on_failure: bool = False) -> None:
+                 exit_on_failure: bool = False, tune_runtime: bool = False) -> None:
+        """``tune_runtime``: this service is the process (``twistd waygps``): apply ``[runtime]``."""
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -125,6 +126,7 @@ class WayGPSService(MultiService):
 
         install(config_secrets(config))  # before anything logs: tokens never reach a log line
         self.exit_on_failure = exit_on_failure
+        self.tune_runtime = tune_runtime
         self.instance_id = config.commands.instance_id or default_instance_id()
         self.bus = EventBus()
         self.embedded: EmbeddedStore | None = None
@@ -162,6 +164,11 @@ class WayGPSService(MultiService):
     # --- start -------------------------------------------------------------
     def startService(self) -> None:
         Service.startService(self)
+        if self.tune_runtime:
+            from waygps.runtime import tune_collector
+
+            thresholds = tune_collector(self.config.runtime)
+            log.info("runtime: garbage collector thresholds {thresholds}", thresholds=thresholds)
         d = self._start()
         d.addCallbacks(self._started, self._failed)
 
@@ -223,6 +230,11 @@ class WayGPSService(MultiService):
         log.info("waygps: running ({n} listeners, instance {instance})", n=len(self.listeners),
                  instance=self.instance_id)
         log.info("waygps: listening on {addresses}", addresses=", ".join(self.exposed_addresses()))
+        if self.tune_runtime and self.config.runtime.gc_freeze:
+            from waygps.runtime import freeze_startup
+
+            log.info("runtime: {count} start-up objects left out of garbage collection",
+                     count=freeze_startup(self.config.runtime))
         self.started.callback(self)
 
     def _failed(self, failure: Any) -> None:
@@ -287,9 +299,9 @@ def _quietly(d: Deferred) -> Deferred:
 
 
 def build_service(config: Config, drivers: Mapping[str, Any] | None = None, reactor: Any = None,
-                  exit_on_failure: bool = False) -> WayGPSService:
+                  exit_on_failure: bool = False, tune_runtime: bool = False) -> WayGPSService:
     if drivers is None:
         from waygps.drivers import find_drivers
 
         drivers = find_drivers()
-    return WayGPSService(config, drivers, reactor, exit_on_failure=exit_on_failure)
+    return WayGPSService(config, drivers, reactor, exit_on_failure=exit_on_failure, tune_runtime=tune_runtime)

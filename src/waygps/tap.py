@@ -45,7 +45,7 @@ class WayGPSServiceMaker:
             sys.stderr.write(f"waygps: configuration error: {e}\n")
             sys.stderr.flush()
             raise SystemExit(2) from None
-        service = build_service(config, drivers, exit_on_failure=True)
+        service = build_service(config, drivers, exit_on_failure=True, tune_runtime=True)
         log_format = options["log-format"] or config.logging.format
         if log_format == "json" or config.logging.level != "info":
             # Replaces twistd's own observer; plain text at level info keeps twistd's (and --logfile).

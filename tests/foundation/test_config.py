@@ -114,6 +114,8 @@ def test_driver_options_get_their_defaults() -> None:
         ({"persistence": {"batch_size": 0}}, "persistence.batch_size: must be greater than zero"),
         ({"listener": {"driver": "gv50"}}, "listener: expected an array of tables"),
         ({"logging": {"format": "xml"}}, "logging.format: expected 'text' or 'json'"),
+        ({"runtime": {"gc_threshold": 5}}, "runtime.gc_threshold: expected 0 (Python's default) or 100"),
+        ({"runtime": {"gc_freeze": "yes"}}, "runtime.gc_freeze: expected a boolean"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict, message: str) -> None:

@@ -76,6 +76,8 @@ port = {ports['web']}
     for name in ("gv50", "teltonika", "generic"):
         assert f"driver {name} on " in text
     assert "waygps: stopped" in text
+    assert "runtime: garbage collector thresholds (10000, 20, 20)" in text  # [runtime] defaults, applied
+    assert "start-up objects left out of garbage collection" in text
     assert "Traceback" not in text
     # the child store is gone: its port is closed
     with pytest.raises(OSError):

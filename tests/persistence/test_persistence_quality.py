@@ -74,3 +74,22 @@ def test_plausible_fixes_are_graded_by_the_worse_of_hdop_and_satellites(hdop, sa
     assert stored.attributes.get("quality") == expected
     assert "qualityFlag" not in stored.attributes  # a grade and a flag are never the same field
     assert stored.attributes["battery"] == 80
+
+
+def test_restamped_carries_every_other_field_over() -> None:
+    """``restamped`` lists Position's fields by hand (it runs for every report): a field added to
+    Position and forgotten there fails here."""
+    import attrs
+
+    from waygps.events import Position
+    from waygps.quality import restamped
+
+    values = {}
+    for index, field in enumerate(attrs.fields(Position)):
+        if field.name in ("valid", "attributes"):
+            continue
+        values[field.name] = getattr(position(), field.name) if field.name.endswith("time") else f"value {index}"
+    original = Position(valid=True, attributes={"a": 1}, **values)
+    copy = restamped(original, False, {"b": 2})
+    assert copy.valid is False and dict(copy.attributes) == {"b": 2}
+    assert attrs.evolve(original, valid=False, attributes={"b": 2}) == copy

@@ -90,6 +90,41 @@ def test_reports_are_published_before_the_device_is_acknowledged_and_only_after_
     assert [type(e).__name__ for e in h.published] == ["Position", "Alarm"]
 
 
+def test_the_next_batch_goes_to_the_store_before_the_stored_one_is_announced() -> None:
+    # The store inserts the next batch while this service publishes and acknowledges the last one.
+    h = Harness(batch_size=1)
+    sent_when_published: list[int] = []
+    h.bus.subscribe(lambda event: sent_when_published.append(len(h.inserts)))
+    first = h.deliver(position(key="a"))
+    second = h.deliver(position(key="b", minutes=1))
+    assert len(h.inserts) == 1
+    h.inserts[0].succeed()
+    assert sent_when_published == [2] and first == {"ok": True} and second == {}
+    h.inserts[1].succeed()
+    assert second == {"ok": True}
+
+
+def test_a_store_answering_at_once_still_finishes_batches_in_order() -> None:
+    # The second and third batches are answered synchronously, inside the announcement of the first.
+    h = Harness(batch_size=1)
+    events: list[str] = []
+    for key in "abc":
+        d = h.service.deliver([position(key=key, minutes=ord(key))])
+        d.addCallback(lambda _, key=key: events.append(f"ack {key}"))
+    original = h.store.positions.insert_many
+
+    def at_once(documents: list, ordered: bool = True) -> Any:
+        d = original(documents, ordered)
+        h.store.positions.calls[-1].succeed()
+        return d
+
+    h.store.positions.insert_many = at_once  # type: ignore[method-assign]
+    h.bus.subscribe(lambda event: events.append(f"published {event.key}"))
+    h.inserts[0].succeed()
+    assert events == ["published a", "ack a", "published b", "ack b", "published c", "ack c"]
+    assert h.service.pending == 0
+
+
 def test_events_without_a_report_are_published_and_answered_at_once() -> None:
     h = Harness()
     t = position().server_time

@@ -59,14 +59,22 @@ def _moved(known: policy.Motion | None, event: Position) -> policy.Motion:
     """``known`` updated with a report: a value is taken when it is not older than the one held
     (a replayed buffered report does not overwrite a newer speed). Its time is the fix time, but
     never later than its reception."""
-    motion = known or policy.Motion()
+    motion = known or _STILL
     at = min(event.device_time, event.server_time)
-    speed = _number(event.speed)
-    if event.valid and speed is not None and (motion.speed_at is None or at >= motion.speed_at):
-        motion = attrs.evolve(motion, speed=speed, speed_at=at)
-    if event.ignition is not None and (motion.ignition_at is None or at >= motion.ignition_at):
-        motion = attrs.evolve(motion, ignition=event.ignition, ignition_at=at)
-    return motion
+    speed, speed_at, ignition, ignition_at = motion.speed, motion.speed_at, motion.ignition, motion.ignition_at
+    value = event.speed
+    if (event.valid and value is not None and (speed_at is None or at >= speed_at)
+            and (type(value) is float or _number(value) is not None)):
+        speed, speed_at = float(value), at
+    if event.ignition is not None and (ignition_at is None or at >= ignition_at):
+        ignition, ignition_at = event.ignition, at
+    if speed_at is motion.speed_at and ignition_at is motion.ignition_at:
+        return motion
+    # Runs for every stored report: a constructor call costs less than attrs.evolve.
+    return policy.Motion(speed=speed, speed_at=speed_at, ignition=ignition, ignition_at=ignition_at)
+
+
+_STILL = policy.Motion()
 
 
 def _stored_motion(vehicle: Mapping[str, Any]) -> policy.Motion:

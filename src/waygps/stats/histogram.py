@@ -6,6 +6,7 @@ falls (an over-estimate by at most one bucket).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Mapping
 
 # Upper edges in milliseconds; anything above the last edge falls in "inf".
@@ -16,12 +17,12 @@ EDGES_MS: tuple[int, ...] = (
 INF = "inf"
 
 
+_KEYS = tuple(f"le_{edge}" for edge in EDGES_MS)
+
+
 def bucket_of(ms: float) -> str:
     """The bucket key of a duration: ``"le_<edge>"`` or ``"inf"`` (a MongoDB-safe field name)."""
-    for edge in EDGES_MS:
-        if ms <= edge:
-            return f"le_{edge}"
-    return INF
+    return _KEYS[bisect_left(EDGES_MS, ms)] if ms <= EDGES_MS[-1] else INF
 
 
 def _edge(key: str) -> float:

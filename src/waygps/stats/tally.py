@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from waygps.stats.histogram import bucket_of
 
@@ -23,13 +24,29 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 MAX_REASON = 64
 
 
+_DAYS: dict[int, str] = {}  # proleptic ordinal -> "YYYY-MM-DD": strftime costs more than the rest of a count
+
+
 def day_of(now: datetime) -> str:
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    if now.tzinfo is not timezone.utc:
+        now = now.astimezone(timezone.utc)
+    ordinal = now.toordinal()
+    day = _DAYS.get(ordinal)
+    if day is None:
+        if len(_DAYS) >= 1024:
+            _DAYS.clear()
+        day = _DAYS[ordinal] = now.strftime("%Y-%m-%d")
+    return day
 
 
 def safe_key(text: str) -> str:
     """A reason as a field name: no dots, no ``$``, bounded length (a device cannot invent long fields)."""
     return _UNSAFE.sub("_", text)[:MAX_REASON] or "unknown"
+
+
+@lru_cache(maxsize=64)
+def _latency_fields(name: str) -> tuple[str, str, str]:
+    return f"{name}.count", f"{name}.sum_ms", f"{name}.buckets."
 
 
 class Tally:
@@ -49,9 +66,10 @@ class Tally:
     def latency(self, listener: str, now: datetime, name: str, seconds: float) -> None:
         ms = max(0.0, seconds * 1000.0)
         counts = self.counts[(listener, day_of(now))]
-        counts[f"{name}.count"] += 1
-        counts[f"{name}.sum_ms"] += ms
-        counts[f"{name}.buckets.{bucket_of(ms)}"] += 1
+        count, total, buckets = _latency_fields(name)
+        counts[count] += 1
+        counts[total] += ms
+        counts[buckets + bucket_of(ms)] += 1
 
     def reason(self, listener: str, now: datetime, kind: str, reason: str) -> None:
         counts = self.counts[(listener, day_of(now))]

@@ -396,6 +396,8 @@ class GpsFeedFactory(WebSocketServerFactory):
             return
         if isinstance(event, Position) and not self._fresh(event):
             return
+        if not self.clients:
+            return  # nobody to build a message for (the usual case between dashboards)
         found = message_for(event)
         if found is None:
             return
