@@ -218,6 +218,7 @@ class PersistenceService(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        metrics.STORE_QUEUE.set_function(lambda: self._pending)  # read when scraped, not set per report
         self._stopping = self._stopped = False
         self._schedule()
         self._kick_vehicles()
@@ -266,7 +267,6 @@ class PersistenceService(Service):
         self._vehicle_attempts = 0
         self._pending = 0
         self._paused = False
-        metrics.STORE_QUEUE.set(0)
         metrics.STORE_PAUSED.set(0)
         waiters, self._stop_waiters = self._stop_waiters, []
         for d in waiters:
@@ -286,11 +286,15 @@ class PersistenceService(Service):
         positions: list[tuple[int, Position]] = []
         documents: list[dict] = []
         stored_events: list[Any] = []
+        others = False  # events other than reports that move the vehicle
         for event in events:
             if isinstance(event, Position):
                 event = self._assess(event, now)
-                positions.append((self._next_seq(), event))
+                self._seq += 1
+                positions.append((self._seq, event))
                 documents.append(position_document(event))
+            elif touches_vehicle(event):
+                others = True
             stored_events.append(event)
         if documents and self._pending + len(documents) > self.hard_cap:
             metrics.STORE_FAILURES.labels("queue_full").inc()
@@ -298,9 +302,10 @@ class PersistenceService(Service):
             log.warn("{driver} {imei}: {count} reports refused, write queue full ({pending} waiting)",
                      driver=first.protocol, imei=first.imei, count=len(documents), pending=self._pending)
             return fail(QueueFull(f"write queue full ({self._pending} reports waiting)"))
-        for event in stored_events:
-            if touches_vehicle(event) and not isinstance(event, Position):
-                self._fold(event, self._next_seq())
+        if others:
+            for event in stored_events:
+                if touches_vehicle(event) and not isinstance(event, Position):
+                    self._fold(event, self._next_seq())
         if not documents:
             # Heartbeats, sessions, alarms, command answers: nothing to insert.
             self._publish(stored_events, skip=frozenset())
@@ -310,7 +315,6 @@ class PersistenceService(Service):
         self._queue.append(entry)
         self._waiting.append(entry)
         self._pending += len(documents)
-        metrics.STORE_QUEUE.set(self._pending)
         self._check_pressure()
         self._arm_expiry()
         self._schedule()
@@ -558,7 +562,6 @@ class PersistenceService(Service):
 
     def _release(self, batch: _Batch) -> None:
         self._pending -= batch.size
-        metrics.STORE_QUEUE.set(self._pending)
         self._check_pressure()
 
     def _after_batch(self) -> None:
@@ -595,7 +598,6 @@ class PersistenceService(Service):
             metrics.STORE_FAILURES.labels("timeout").inc()
             entry.settle(StoreUnavailable(f"not stored within {self.store_timeout}s"))
         if expired:
-            metrics.STORE_QUEUE.set(self._pending)
             log.warn("persistence: {count} deliveries not stored within {timeout}s; devices not acknowledged",
                      count=expired, timeout=self.store_timeout)
             if not self._store_down:  # a store that does not answer at all is unavailable too

@@ -14,6 +14,7 @@ Nothing here imports Twisted: ``now`` is an argument.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -39,6 +40,7 @@ GRADES = ("excelente", "buena", "regular", "mala")
 _HDOP_BOUNDS = (1.0, 2.0, 5.0)
 # Lower satellite-count bound of each grade; below the last bound: mala.
 _SATELLITE_BOUNDS = (9, 6, 4)
+_SATELLITES_UP = tuple(reversed(_SATELLITE_BOUNDS))
 
 
 def _finite(value: float | None) -> bool:
@@ -65,23 +67,15 @@ def problem(position: Position, now: datetime) -> str | None:
     return None
 
 
-def _grade_index(value: float, bounds: tuple[float, ...], lower_is_better: bool) -> int:
-    for index, bound in enumerate(bounds):
-        if (value <= bound) if lower_is_better else (value >= bound):
-            return index
-    return len(bounds)
-
-
 def grade(hdop: float | None, satellites: int | None) -> str | None:
     """The worse of the HDOP grade and the satellite grade; ``None`` when neither is known."""
-    indexes = []
+    index = -1
     if hdop is not None and _finite(hdop) and hdop > 0:
-        indexes.append(_grade_index(float(hdop), _HDOP_BOUNDS, lower_is_better=True))
+        index = bisect_left(_HDOP_BOUNDS, hdop)  # the first bound the HDOP does not exceed
     if satellites is not None and isinstance(satellites, int):
-        indexes.append(_grade_index(satellites, _SATELLITE_BOUNDS, lower_is_better=False))
-    if not indexes:
-        return None
-    return GRADES[max(indexes)]
+        # the first bound the count reaches (the bounds go down)
+        index = max(index, len(_SATELLITES_UP) - bisect_right(_SATELLITES_UP, satellites))
+    return GRADES[index] if index >= 0 else None
 
 
 def assess(position: Position, now: datetime) -> tuple[Position, str | None]:

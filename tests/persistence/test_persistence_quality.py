@@ -93,3 +93,17 @@ def test_restamped_carries_every_other_field_over() -> None:
     copy = restamped(original, False, {"b": 2})
     assert copy.valid is False and dict(copy.attributes) == {"b": 2}
     assert attrs.evolve(original, valid=False, attributes={"b": 2}) == copy
+
+
+def test_grades_at_every_bound() -> None:
+    def reference(hdop: float | None, satellites: int | None) -> str | None:
+        grades = []
+        if hdop is not None and hdop > 0:
+            grades.append(0 if hdop <= 1.0 else 1 if hdop <= 2.0 else 2 if hdop <= 5.0 else 3)
+        if satellites is not None:
+            grades.append(0 if satellites >= 9 else 1 if satellites >= 6 else 2 if satellites >= 4 else 3)
+        return ("excelente", "buena", "regular", "mala")[max(grades)] if grades else None
+
+    for hdop in (None, 0.0, 0.5, 1.0, 1.01, 2.0, 2.01, 5.0, 5.01, 99.0):
+        for satellites in (None, *range(0, 13)):
+            assert grade(hdop, satellites) == reference(hdop, satellites), (hdop, satellites)

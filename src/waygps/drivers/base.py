@@ -223,7 +223,21 @@ class DeviceProtocol(Protocol):
             return
         if not actions:
             return
-        if self._backlog is None:
+        if self._backlog is None and self._gate is None:
+            # The usual case: nothing waits, so the actions are carried out at once, in order.
+            if not isinstance(actions, (list, tuple)):
+                actions = list(actions)
+            for index, action in enumerate(actions):
+                self._apply(action)
+                if self._gate is not None or self._closing:
+                    actions = actions[index + 1:]  # an allow-list answer is awaited: the rest waits for it
+                    break
+            else:
+                return
+            if self._closing or not actions:
+                return
+            self._backlog = deque(actions)
+        elif self._backlog is None:
             self._backlog = deque(actions)
         else:
             self._backlog.extend(actions)

@@ -66,7 +66,10 @@ class StatsCollector:
         return self._listeners.get(imei) or protocol
 
     def received(self, listener: str, events: Iterable[Any]) -> None:
-        n = sum(1 for e in events if isinstance(e, Position))
+        n = 0
+        for event in events:
+            if isinstance(event, Position):
+                n += 1
         if n:
             self.tally.add(listener, self._now(), "received", n)
 
@@ -84,15 +87,16 @@ class StatsCollector:
     def on_event(self, event: Any) -> None:
         if isinstance(event, Position):
             now = self._now()
-            listener = self.listener_of(event.imei, event.protocol)
-            self.tally.add(listener, now, "stored")
-            self.tally.latency(listener, now, "store_latency", (now - event.server_time).total_seconds())
-            if event.attributes.get("time_source") != "server":
-                self.tally.latency(listener, now, "device_delay",
-                                   (event.server_time - event.device_time).total_seconds())
-            quality = event.attributes.get("quality")
+            listener = self._listeners.get(event.imei) or event.protocol
+            tally = self.tally
+            tally.add(listener, now, "stored")
+            tally.latency(listener, now, "store_latency", (now - event.server_time).total_seconds())
+            attributes = event.attributes
+            if attributes.get("time_source") != "server":
+                tally.latency(listener, now, "device_delay", (event.server_time - event.device_time).total_seconds())
+            quality = attributes.get("quality")
             if quality in QUALITY_FLAGS:
-                self.tally.reason(listener, now, "flagged", quality)
+                tally.reason(listener, now, "flagged", quality)
         elif isinstance(event, DeviceConnected):
             self._listeners[event.imei] = event.listener
             self._listeners.move_to_end(event.imei)
