@@ -16,9 +16,9 @@ from waygps.events import Alarm, CommandAck, Event, Heartbeat, Position
 
 def position_document(position: Position) -> dict[str, Any]:
     """The ``DadosVeiculo`` document of one report (``_id`` deterministic)."""
-    attributes = dict(position.attributes)
+    attributes = position.attributes  # read only from here on: shared with the event, not copied
     if position.buffered:
-        attributes["buffered"] = True
+        attributes = {**attributes, "buffered": True}
     doc: dict[str, Any] = {
         "_id": position.document_id,
         "IMEI": position.imei,
@@ -38,7 +38,7 @@ def position_document(position: Position) -> dict[str, Any]:
         "attributes": attributes,
         "raw": position.raw,
     }
-    if position.valid and position.has_coordinates:
+    if position.valid and position.latitude is not None and position.longitude is not None:
         doc["location"] = {"type": "Point", "coordinates": [position.longitude, position.latitude]}
     return doc
 

@@ -102,29 +102,37 @@ class VehicleDelta:
             self.set_online(False, seq, getattr(event, "instance", None) or None)
 
     def _add_position(self, position: Position, seq: int) -> None:
-        self.seen(position.server_time)
-        self.set_protocol(position.protocol, seq)
-        if not position.buffered:
-            # A replayed (+BUFF) report says nothing about the link now.
-            self.set_online(True, seq)
-        if position.valid and position.has_coordinates:
-            if self.position is None or position.device_time >= self.position.device_time:
+        # Runs for every stored report: seen / set_protocol / set_online written out.
+        server_time = position.server_time
+        if self.last_seen is None or server_time > self.last_seen:
+            self.last_seen = server_time
+        if seq >= self.protocol_seq:
+            self.protocol, self.protocol_seq = position.protocol, seq
+        if not position.buffered and seq >= self.online_seq:
+            # (a replayed +BUFF report says nothing about the link now)
+            self.online, self.online_seq, self.offline_of = True, seq, None
+        when = position.device_time
+        if position.valid and position.latitude is not None and position.longitude is not None:
+            if self.position is None or when >= self.position.device_time:
                 self.position = position
         if position.ignition is not None:
-            if self.ignition_time is None or position.device_time >= self.ignition_time:
-                self.ignition, self.ignition_time = position.ignition, position.device_time
+            if self.ignition_time is None or when >= self.ignition_time:
+                self.ignition, self.ignition_time = position.ignition, when
         attributes = position.attributes
-        when = position.device_time
+        state = self.state
         for field, key in STATE_ATTRIBUTES:
             value = attributes.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._state(field, value, when)
+            if value is not None and (type(value) is int or type(value) is float or (
+                    isinstance(value, (int, float)) and not isinstance(value, bool))):
+                known = state.get(field)
+                if known is None or when >= known[1]:
+                    state[field] = (value, when)
         if position.satellites is not None:
             self._state("satellites", position.satellites, when)
         if self.model is None:
             for key in MODEL_ATTRIBUTES:
-                value = position.attributes.get(key)
-                if isinstance(value, str) and value.strip():
+                value = attributes.get(key)
+                if value is not None and isinstance(value, str) and value.strip():
                     self.model = value.strip()
                     break
 

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from attrs import frozen
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.protocol import DatagramProtocol, Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
@@ -314,7 +314,11 @@ class DeviceProtocol(Protocol):
             _count_events(self.protocol, action)
             self.context.stats.received(self.listener, action.events)
             assert self._acks is not None
-            self._acks.add(action, maybeDeferred(self.context.sink.deliver, action.events))
+            try:
+                stored = self.context.sink.deliver(action.events)
+            except Exception:
+                stored = fail()  # the sink's own bug: the report is not acknowledged
+            self._acks.add(action, stored)
         elif isinstance(action, Identified):
             self._identify(action)
         elif isinstance(action, Rejected):
