@@ -318,6 +318,8 @@ class DeviceProtocol(Protocol):
                 stored = self.context.sink.deliver(action.events)
             except Exception:
                 stored = fail()  # the sink's own bug: the report is not acknowledged
+                log.failure("{driver} {imei} {peer}: the event sink raised", stored.result, driver=self.protocol,
+                            imei=self.imei, peer=self.peer)
             self._acks.add(action, stored)
         elif isinstance(action, Identified):
             self._identify(action)
