@@ -78,3 +78,33 @@ def test_daily_row_and_table():
 @pytest.mark.parametrize("reason", ["a.b", "$set", "x y"])
 def test_reasons_cannot_make_bad_field_names(reason):
     assert "." not in safe_key(reason) and "$" not in safe_key(reason)
+
+
+def test_the_collector_counts_each_report_on_the_utc_day_it_happened() -> None:
+    from datetime import timedelta
+
+    from twisted.internet.task import Clock
+
+    from waygps.bus import EventBus
+    from waygps.config import StatsConfig
+    from waygps.events import Position
+    from waygps.stats.collector import StatsCollector
+
+    clock = Clock()
+    collector = StatsCollector(StatsConfig(), None, EventBus(), clock, "test")
+
+    def report(at: datetime, key: str) -> Position:
+        return Position(imei="862894020180553", protocol="gv50", device_time=at - timedelta(seconds=2),
+                        server_time=at, event="GTFRI", key=key, valid=True, latitude=-17.7, longitude=-63.1)
+
+    for at, key in ((MIDNIGHT_BEFORE, "a"), (AFTER, "b"), (AFTER + timedelta(days=3), "c")):
+        clock.advance(at.timestamp() - clock.seconds())
+        collector.received("gv50", [report(at, key)])
+        clock.advance(0.25)  # stored a quarter of a second later
+        collector.on_event(report(at, key))
+    counts = collector.tally.counts
+    assert sorted(counts) == [("gv50", "2026-11-28"), ("gv50", "2026-11-29"), ("gv50", "2026-12-02")]
+    for key in counts:
+        assert counts[key]["received"] == counts[key]["stored"] == 1
+        assert counts[key]["store_latency.count"] == 1 and counts[key]["store_latency.buckets.le_500"] == 1
+        assert counts[key]["device_delay.buckets.le_2000"] == 1

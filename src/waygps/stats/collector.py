@@ -28,7 +28,7 @@ from waygps.config import StatsConfig
 from waygps.events import CommandStatus, DeviceConnected, Position
 from waygps.interfaces import IStatsRecorder
 from waygps.quality import ANCIENT_TIME, FUTURE_TIME, NO_COORDINATES, OUT_OF_RANGE, ZERO_COORDINATES
-from waygps.stats.tally import COMMAND_STATUSES, Tally
+from waygps.stats.tally import COMMAND_STATUSES, Tally, add_latency, day_of
 from waygps.stats.writer import MAX_PENDING, Flush, flushes_of, update_of
 
 log = Logger(namespace="waygps.stats")
@@ -57,6 +57,8 @@ class StatsCollector:
         self._loop: LoopingCall | None = None
         self._unsubscribe: Any = None
         self._writing: Deferred | None = None
+        self._day_start = self._day_end = 0.0
+        self._day_name = ""
 
     # --- counting (IStatsRecorder) ------------------------------------------------
     def _now(self) -> datetime:
@@ -65,13 +67,20 @@ class StatsCollector:
     def listener_of(self, imei: str, protocol: str) -> str:
         return self._listeners.get(imei) or protocol
 
+    def _day(self, seconds: float) -> str:
+        """The UTC day of reactor time ``seconds`` (worked out again only when a day ends)."""
+        if not self._day_start <= seconds < self._day_end:
+            start = seconds - seconds % 86400.0  # POSIX time: every UTC day is 86,400 s
+            self._day_start, self._day_end, self._day_name = start, start + 86400.0, day_of(_utc(start))
+        return self._day_name
+
     def received(self, listener: str, events: Iterable[Any]) -> None:
         n = 0
         for event in events:
             if isinstance(event, Position):
                 n += 1
         if n:
-            self.tally.add(listener, self._now(), "received", n)
+            self.tally.fields(listener, self._day(self.reactor.seconds()))["received"] += n
 
     def rejected(self, listener: str, reason: str) -> None:
         now = self._now()
@@ -86,17 +95,18 @@ class StatsCollector:
 
     def on_event(self, event: Any) -> None:
         if isinstance(event, Position):
-            now = self._now()
+            # Once per stored report: reactor seconds and the day's counts, no datetime made.
+            seconds = self.reactor.seconds()
             listener = self._listeners.get(event.imei) or event.protocol
-            tally = self.tally
-            tally.add(listener, now, "stored")
-            tally.latency(listener, now, "store_latency", (now - event.server_time).total_seconds())
+            counts = self.tally.fields(listener, self._day(seconds))
+            counts["stored"] += 1
+            add_latency(counts, "store_latency", seconds - event.server_time.timestamp())
             attributes = event.attributes
             if attributes.get("time_source") != "server":
-                tally.latency(listener, now, "device_delay", (event.server_time - event.device_time).total_seconds())
+                add_latency(counts, "device_delay", (event.server_time - event.device_time).total_seconds())
             quality = attributes.get("quality")
             if quality in QUALITY_FLAGS:
-                tally.reason(listener, now, "flagged", quality)
+                self.tally.reason(listener, _utc(seconds), "flagged", quality)
         elif isinstance(event, DeviceConnected):
             self._listeners[event.imei] = event.listener
             self._listeners.move_to_end(event.imei)

@@ -49,6 +49,15 @@ def _latency_fields(name: str) -> tuple[str, str, str]:
     return f"{name}.count", f"{name}.sum_ms", f"{name}.buckets."
 
 
+def add_latency(counts: dict[str, float], name: str, seconds: float) -> None:
+    """Count one duration into the histogram ``name`` of ``counts``."""
+    ms = max(0.0, seconds * 1000.0)
+    count, total, buckets = _latency_fields(name)
+    counts[count] += 1
+    counts[total] += ms
+    counts[buckets + bucket_of(ms)] += 1
+
+
 class Tally:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -64,12 +73,12 @@ class Tally:
         self.devices[(listener, day_of(now))].add(imei)
 
     def latency(self, listener: str, now: datetime, name: str, seconds: float) -> None:
-        ms = max(0.0, seconds * 1000.0)
-        counts = self.counts[(listener, day_of(now))]
-        count, total, buckets = _latency_fields(name)
-        counts[count] += 1
-        counts[total] += ms
-        counts[buckets + bucket_of(ms)] += 1
+        add_latency(self.counts[(listener, day_of(now))], name, seconds)
+
+    def fields(self, listener: str, day: str) -> dict[str, float]:
+        """The counts of ``listener`` on ``day`` (``YYYY-MM-DD``), to add to in place (the collector's
+        per-report path, which knows the day already)."""
+        return self.counts[(listener, day)]
 
     def reason(self, listener: str, now: datetime, kind: str, reason: str) -> None:
         counts = self.counts[(listener, day_of(now))]
