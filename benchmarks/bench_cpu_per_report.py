@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({ours['rate']:,.0f}/s)")
     print(f"WayGPS process: {ours['waygps_cpu_us']:7,.0f} us CPU per stored-and-acknowledged report "
           f"({ours['waygps_user_us']:,.0f} user + {ours['waygps_system_us']:,.0f} system; target <= 100)")
+    print(f"load generator: {ours['loadgen_cpu_us']:7,.0f} us CPU per report (the simulated devices, another process)")
     if "store_cpu_us" in ours:
         print(f"store process:  {ours['store_cpu_us']:7,.0f} us CPU per report under WayGPS (reports and the "
               f"Veiculo upserts)")

@@ -78,6 +78,7 @@ def loadgen(args: argparse.Namespace) -> int:
     def begin() -> None:
         print("window begins", flush=True)  # the parent samples CPU times on these two lines
         result["started"] = time.perf_counter()
+        result["cpu0"] = sum(os.times()[:2])
         result["acked0"] = stats.acked
         stats.latency = LatencyHistogram()
         reactor.callLater(args.duration, end)
@@ -86,6 +87,7 @@ def loadgen(args: argparse.Namespace) -> int:
         print("window ends", flush=True)
         result["seconds"] = time.perf_counter() - result["started"]
         result["acked"] = stats.acked - result.pop("acked0")
+        result["loadgen_cpu_us"] = (sum(os.times()[:2]) - result.pop("cpu0")) / max(1, result["acked"]) * 1e6
         summary = stats.summary(reactor.seconds())
         result.update(connected=stats.connected, resent=stats.resent, unexpected=stats.unexpected,
                       lost=stats.disconnects, p50_ms=summary["ack_latency_p50_ms"],
@@ -339,7 +341,8 @@ def report(limit: dict, simple: dict, ours: dict, args: argparse.Namespace) -> N
           f"{ours['resent']} re-sent, {ours['lost']} lost connections)")
     print(f"    CPU per stored-and-acknowledged report: WayGPS process {ours['waygps_cpu_us']:,.0f} us "
           f"({ours['waygps_user_us']:,.0f} user + {ours['waygps_system_us']:,.0f} system)"
-          + (f", store {ours['store_cpu_us']:,.0f} us" if "store_cpu_us" in ours else ""))
+          + (f", store {ours['store_cpu_us']:,.0f} us" if "store_cpu_us" in ours else "")
+          + f"; the load generator (simulated devices) {ours['loadgen_cpu_us']:,.0f} us")
     if ours.get("batches"):
         print(f"    report batches: {ours['batches']:,.0f}, {ours['stored_total'] / ours['batches']:.0f} reports "
               f"each on average, {ours['batch_seconds'] / ours['batches'] * 1000:.1f} ms each on average")
