@@ -54,7 +54,10 @@ def problem(position: Position, now: datetime) -> str | None:
     lat, lon = position.latitude, position.longitude
     if lat is None or lon is None:
         return NO_COORDINATES
-    if not (_finite(lat) and _finite(lon)) or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+    if type(lat) is float and type(lon) is float:
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):  # (NaN compares false: out too)
+            return OUT_OF_RANGE
+    elif not (_finite(lat) and _finite(lon)) or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return OUT_OF_RANGE
     if lat == 0.0 and lon == 0.0:
         return ZERO_COORDINATES
@@ -62,7 +65,9 @@ def problem(position: Position, now: datetime) -> str | None:
         return FUTURE_TIME
     if position.device_time < EARLIEST_FIX:
         return ANCIENT_TIME
-    if position.speed is not None and not (_finite(position.speed) and position.speed <= MAX_SPEED_KMH):
+    speed = position.speed
+    if speed is not None and not (-math.inf < speed <= MAX_SPEED_KMH if type(speed) is float
+                                  else _finite(speed) and speed <= MAX_SPEED_KMH):
         return IMPOSSIBLE_SPEED
     return None
 

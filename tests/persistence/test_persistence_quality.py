@@ -26,6 +26,10 @@ NOW = T0
         (dict(minutes=-60 * 24 * 365 * 27), "time_before_2000"),
         (dict(speed=400.5), "impossible_speed"),
         (dict(speed=float("nan")), "impossible_speed"),
+        (dict(speed=float("-inf")), "impossible_speed"),
+        (dict(speed=401), "impossible_speed"),
+        (dict(lat=float("-inf")), "coordinates_out_of_range"),
+        (dict(lat=91), "coordinates_out_of_range"),
     ],
 )
 def test_impossible_reports_are_kept_but_flagged(values: dict, reason: str) -> None:
