@@ -8,7 +8,7 @@ waits for its store batch: with the default threshold most passes find
 nothing to free and promote those objects, so full passes come often, and
 each one also walks the ~70,000 objects created at start-up (modules,
 classes, configuration). Measured with the benchmark suite
-(docs/benchmarks.md), the collector took about a quarter of the server's CPU
+(docs/benchmarks.md), the collector took a sixth to a quarter of the server's CPU
 per report.
 
 So the server (``twistd waygps``; not library users of ``build_service``)
