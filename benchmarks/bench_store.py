@@ -65,7 +65,11 @@ def loadgen(args: argparse.Namespace) -> int:
     from waygps.simulate.fleet import Fleet, FleetOptions
     from waygps.simulate.stats import LatencyHistogram
 
+    from waygps.config import RuntimeConfig
+    from waygps.runtime import tune_collector
+
     raise_fd_limit()
+    tune_collector(RuntimeConfig())  # as `waygps simulate` does
     host, port = args.loadgen.rsplit(":", 1)
     options = FleetOptions(driver="gv50", host=host, port=int(port), devices=args.devices, interval=0.0,
                            ramp_up=min(10.0, args.devices / 200), settings=DeviceSettings(ack_timeout=60.0,

@@ -136,6 +136,10 @@ def run(args: argparse.Namespace, config: Any) -> int:
     except (ValueError, OSError) as e:
         print(f"waygps simulate: {e}", file=sys.stderr)
         return 2
+    from waygps.config import RuntimeConfig
+    from waygps.runtime import tune_collector
+
+    tune_collector(RuntimeConfig())  # thousands of connections with reports in flight, like the server
     fleet = Fleet(reactor, options)
     tty = sys.stderr.isatty()
     every = args.progress if args.progress is not None else (1.0 if tty else 10.0)
