@@ -193,12 +193,12 @@ class CommandService(Service):
     def _on_event(self, event: Any) -> None:
         if not self.running or self.queue is None:
             return
-        if isinstance(event, CommandAck):
-            self._spawn(self._locked(event.imei, self._acked, event), self._after(event.imei))
-        elif isinstance(event, Position):
+        if isinstance(event, Position):  # (the usual event: first)
             self._motion[event.imei] = _moved(self._motion.get(event.imei), event)
             if event.imei in self._watch:
                 self.check(event.imei)
+        elif isinstance(event, CommandAck):
+            self._spawn(self._locked(event.imei, self._acked, event), self._after(event.imei))
         elif isinstance(event, DeviceConnected):
             self._spawn(self._locked(event.imei, self._connected, event), self._after(event.imei))
         elif isinstance(event, DeviceDisconnected):
