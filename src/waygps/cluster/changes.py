@@ -4,7 +4,7 @@ No I/O and no Twisted: :class:`ChangeReader` is fed one change document at a
 time and returns the events it means. It remembers, per device, whether it was
 online and on which instance, so that a ``Veiculo`` write that changed nothing
 a dashboard shows (``lastSeen``, a position) yields no ``mobile_status``; the
-memory is one small tuple per device.
+memory is one dictionary entry per device (the state tuples are shared).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from waygps.events import Alarm, CommandStatus, DeviceConnected, DeviceDisconnec
 
 WRITES = ("insert", "update", "replace")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MAX_STATES = 1024
 
 
 def _utc(value: Any) -> datetime:
@@ -85,6 +86,8 @@ class ChangeReader:
     def __init__(self, collections: Collections) -> None:
         self.collections = collections
         self._devices: dict[str, tuple[bool, str]] = {}
+        # The few distinct (online, instance) states, each one tuple shared by every device in it.
+        self._states: dict[tuple[bool, str], tuple[bool, str]] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -112,6 +115,15 @@ class ChangeReader:
             return [alarm_from_document(doc)]
         return []
 
+    def _state(self, online: bool, instance: str) -> tuple[bool, str]:
+        state = (online, instance)
+        shared = self._states.get(state)
+        if shared is None:
+            if len(self._states) >= _MAX_STATES:
+                self._states.clear()  # only a cluster with that many instance names gets here
+            shared = self._states[state] = state
+        return shared
+
     def _vehicle(self, change: Mapping[str, Any], doc: Mapping[str, Any]) -> list[Any]:
         imei = doc.get("IMEI")
         if not isinstance(imei, str):
@@ -119,7 +131,7 @@ class ChangeReader:
         online = bool(doc.get("online"))
         instance = str(doc.get("instance") or "")
         known = self._devices.get(imei)
-        self._devices[imei] = (online, instance)
+        self._devices[imei] = self._state(online, instance)
         if known is None:
             fields = (change.get("updateDescription") or {}).get("updatedFields") or {}
             if change.get("operationType") == "update" and "online" not in fields and "instance" not in fields:

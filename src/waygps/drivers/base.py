@@ -172,17 +172,30 @@ def _count_events(driver: str, store: Store) -> None:
 
 @implementer(IDeviceConnection)
 class DeviceProtocol(Protocol):
-    """One TCP connection to one device, driven by a stream codec."""
+    """One TCP connection to one device, driven by a stream codec.
+
+    One is held per connected device, so its attributes are slots (memory per connection,
+    docs/benchmarks.md). Twisted's ``Protocol`` has no ``__slots__``, so the attributes Twisted
+    sets (``transport``, ``connected``, ``factory``) are slots too, set here: anything else
+    assigned to an instance would bring back a ``__dict__``.
+    """
+
+    __slots__ = ("transport", "connected", "factory", "codec", "context", "protocol", "listener", "imei",
+                 "_host", "_deadline", "_deadline_reason", "_acks", "_backlog", "_gate", "_closing",
+                 "_close_reason", "_close_kind", "_paused_for_gate")
+
+    transport_name = "tcp"
 
     def __init__(self, factory: "DeviceFactory", codec: Any) -> None:
+        self.transport: Any = None
+        self.connected = 0
         self.factory = factory
         self.codec = codec
         self.context = factory.context
         self.protocol = factory.driver.name
         self.listener = self.context.listener.name
-        self.transport_name = "tcp"
         self.imei: str | None = None
-        self.peer = "?"
+        self._host = "?"  # the client's address as the factory counted it (max_connections_per_ip)
         # Identify / idle deadline (reactor seconds) and its reason; one timer per listener expires them.
         self._deadline: float | None = None
         self._deadline_reason = ""
@@ -195,10 +208,18 @@ class DeviceProtocol(Protocol):
         self._close_kind = "device"
         self._paused_for_gate = False
 
+    @property
+    def peer(self) -> str:
+        """``host:port`` of the device, for logs and session events: read from the transport when
+        asked (it is not kept as a string per connection); ``?`` before the connection is made."""
+        transport = self.transport
+        if transport is None:
+            return "?"
+        address = transport.getPeer()
+        return f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+
     # --- Twisted ---------------------------------------------------------
     def connectionMade(self) -> None:
-        address = self.transport.getPeer()
-        self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
         self._acks = _AckQueue(self._write, self.protocol)
         self.context.sink.watch(self.transport)
         metrics.CONNECTIONS_OPEN.labels(self.listener).inc()
@@ -481,13 +502,13 @@ class DeviceFactory(ServerFactory):
         protocol = DeviceProtocol(self, self.driver.stream_codec(listener))
         self.connections.add(protocol)
         self._per_ip[host] = self._per_ip.get(host, 0) + 1
-        protocol._host = host  # type: ignore[attr-defined]
+        protocol._host = host
         return protocol
 
     def forget(self, protocol: DeviceProtocol) -> None:
         if protocol in self.connections:
             self.connections.discard(protocol)
-            host = getattr(protocol, "_host", "?")
+            host = protocol._host
             left = self._per_ip.get(host, 1) - 1
             if left > 0:
                 self._per_ip[host] = left

@@ -13,7 +13,7 @@ not seen connecting by this instance counts under its protocol's name.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -53,7 +53,9 @@ class StatsCollector:
         self.tally = Tally()
         self.pending: deque[Flush] = deque()
         self._seq = 0
-        self._listeners: OrderedDict[str, str] = OrderedDict()
+        # imei -> listener, least recently connected first (a plain dict keeps insertion order and
+        # costs less per device than an OrderedDict).
+        self._listeners: dict[str, str] = {}
         self._loop: LoopingCall | None = None
         self._unsubscribe: Any = None
         self._writing: Deferred | None = None
@@ -108,10 +110,10 @@ class StatsCollector:
             if quality in QUALITY_FLAGS:
                 self.tally.reason(listener, _utc(seconds), "flagged", quality)
         elif isinstance(event, DeviceConnected):
+            self._listeners.pop(event.imei, None)  # re-inserted last: the most recent
             self._listeners[event.imei] = event.listener
-            self._listeners.move_to_end(event.imei)
             while len(self._listeners) > MAX_DEVICES:
-                self._listeners.popitem(last=False)
+                del self._listeners[next(iter(self._listeners))]
             self.tally.device(event.listener, self._now(), event.imei)
         elif isinstance(event, CommandStatus) and event.status in COMMAND_STATUSES:
             listener = self._listeners.get(event.imei, "commands")

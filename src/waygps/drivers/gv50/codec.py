@@ -9,6 +9,7 @@ once.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
@@ -30,15 +31,26 @@ EXCERPT = framing.EXCERPT
 _REMEMBERED = 256  # commands whose serial is kept to match their acknowledgement
 
 
+@functools.lru_cache(maxsize=64)
+def _shared_settings(password: str, heartbeat_minutes: int, sack: bool) -> Settings:
+    """One ``Settings`` for every connection of a listener, not one each (memory per connection)."""
+    return Settings(password=password, heartbeat_minutes=heartbeat_minutes, sack=sack)
+
+
 class _Core:
-    """Frame -> actions, shared by the stream and the datagram codec."""
+    """Frame -> actions, shared by the stream and the datagram codec.
+
+    A stream codec is held per connected device: its attributes are slots.
+    """
+
+    __slots__ = ("ack", "max_frame", "protocol", "settings", "_sent")
 
     def __init__(self, *, ack: bool = True, max_frame: int = 4096, password: str = "gv50",
                  heartbeat_minutes: int = 5, protocol: str = PROTOCOL) -> None:
         self.ack = ack
         self.max_frame = max_frame
         self.protocol = protocol
-        self.settings = Settings(password=password, heartbeat_minutes=heartbeat_minutes, sack=ack)
+        self.settings = _shared_settings(password, heartbeat_minutes, ack)
         # Made on the first command: most connections never get one (memory per connection).
         self._sent: OrderedDict[tuple[str, str], tuple[str, str]] | None = None
 
@@ -200,10 +212,11 @@ def _excerpt(error: FrameError, raw: bytes) -> bytes:
 class Gv50StreamCodec(_Core):
     """One TCP connection: framing, identity, garbage accounting."""
 
-    use_fast_path = True  # tests turn it off to compare the shortcut with the general path
+    __slots__ = ("use_fast_path", "splitter", "imei", "_luhn_bad", "_garbage", "closed")
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
+        self.use_fast_path = True  # tests turn it off to compare the shortcut with the general path
         self.splitter = framing.Splitter(self.max_frame)
         self.imei: str | None = None
         self._luhn_bad = False
@@ -285,6 +298,8 @@ class Gv50StreamCodec(_Core):
 
 class Gv50DatagramCodec(_Core):
     """A UDP listener: each datagram is decoded on its own; replies go to its sender."""
+
+    __slots__ = ("_luhn_seen",)
 
     _LUHN_SEEN = 10000
 

@@ -18,7 +18,7 @@ MAX_CUSTOM = 1024
 
 
 class Settings:
-    """What a listener configures for its devices' commands."""
+    """What a listener configures for its devices' commands (one object shared by its connections: never changed)."""
 
     __slots__ = ("password", "heartbeat_minutes", "sack")
 

@@ -79,7 +79,10 @@ class Frame:
         self.type = type  # "GTFRI"
         self.fields = fields
         self.version = fields[1]
-        self.unique_id = fields[2].upper()
+        unique_id = fields[2]
+        # The field itself when already upper case (IMEIs are digits): the ID cache and the
+        # connection then hold one string per device, not two.
+        self.unique_id = unique_id if unique_id.isdigit() else unique_id.upper()
         self.text = text
         self.flags = flags  # oddities of a frame still worth decoding: "missing_protocol_version", "bad_count"
         if flags and "bad_count" in flags:
