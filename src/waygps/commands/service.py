@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import attrs
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, DeferredLock, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock, DeferredSemaphore, inlineCallbacks, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -40,6 +40,8 @@ log = Logger(namespace="waygps.commands")
 IMEI_CHUNK = 500
 # Pending commands of one device looked at per check.
 PER_DEVICE = 50
+# Device operations (connect / disconnect bookkeeping, answers, delivery checks) in progress at once.
+MAX_OPERATIONS = 32
 # Seconds between the polls that also look for malformed intents (see _sync_intents).
 SWEEP_INTERVAL = 60.0
 
@@ -130,6 +132,9 @@ class CommandService(Service):
         self._motion: dict[str, policy.Motion] = {}  # live movement of connected devices
         self._watch: set[str] = set()  # devices with pending commands: checked on each report
         self._locks: dict[str, DeferredLock] = {}
+        # A storm of connecting devices (a restart, a network coming back) queues here instead of
+        # starting thousands of store queries at once (memory: docs/benchmarks.md, connections).
+        self._operations = DeferredSemaphore(MAX_OPERATIONS)
         self._checking: set[str] = set()
         self._recheck: set[str] = set()
         self._work: set[Deferred] = set()
@@ -237,6 +242,7 @@ class CommandService(Service):
         return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     def _locked(self, imei: str, fn: Callable[..., Any], *args: Any) -> Deferred:
+        """``fn(*args)`` alone for ``imei``, and with at most ``MAX_OPERATIONS`` others of any device."""
         lock = self._locks.get(imei)
         if lock is None:
             lock = self._locks[imei] = DeferredLock()
@@ -246,7 +252,7 @@ class CommandService(Service):
                 del self._locks[imei]
             return result
 
-        return lock.run(fn, *args).addBoth(release)
+        return lock.run(self._operations.run, fn, *args).addBoth(release)
 
     def _spawn(self, d: Deferred, then: Callable[[Any], Any] | None = None) -> Deferred:
         self._work.add(d)
