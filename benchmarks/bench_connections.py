@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait before each measurement")
     parser.add_argument("--rate", type=float, default=500.0, help="new connections per second")
     parser.add_argument("--backlog", type=int, default=1024, help="the listener's backlog (the server's default)")
+    parser.add_argument("--keep", action="store_true", help="keep the server's directory (its log) and print where")
     parser.add_argument("--quiet-cpu", type=float, default=0.02,
                         help="the server counts as idle when it uses less than this share of a core for 2 s")
     args = parser.parse_args(argv)
@@ -169,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
-        shutil.rmtree(directory, ignore_errors=True)
+        if args.keep:
+            print(f"server directory kept: {directory}", flush=True)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
     print(f"\n{machine()}")
     print("| connections held | server RSS (MiB) | RSS per connection above idle (KiB) |")
     print("|---|---|---|")
