@@ -245,3 +245,25 @@ def test_a_second_identity_on_one_connection_cannot_store_reports() -> None:
     identify(protocol, transport)
     protocol.dataReceived(f"ID,{OTHER}\nPOS,9\n".encode())  # the codec now reports as OTHER
     assert [e.imei for e in sink.of(Position)] == []
+
+
+# --- what a sink answers -------------------------------------------------------------
+
+
+def test_a_sink_that_answers_with_a_plain_value_or_raises() -> None:
+    reactor, sink, sessions, factory = setup(name="sink-answers")
+    protocol, transport = connect(factory, "10.0.0.9")
+    identify(protocol, transport)
+    sink.deliver = lambda events: None  # answered at once, without a Deferred: stored
+    protocol.dataReceived(b"POS,1\n")
+    assert transport.value().endswith(b"OK\nACK,1\n")
+
+    def broken(events):
+        raise RuntimeError("sink bug")
+
+    sink.deliver = broken  # never acknowledged, logged, and the connection goes on
+    before = sample("waygps_acks_withheld_total", driver="fake")
+    protocol.dataReceived(b"POS,2\n")
+    assert not transport.value().endswith(b"ACK,2\n")
+    assert sample("waygps_acks_withheld_total", driver="fake") == before + 1
+    assert not transport.disconnecting

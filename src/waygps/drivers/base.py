@@ -337,6 +337,8 @@ class DeviceProtocol(Protocol):
             assert self._acks is not None
             try:
                 stored = self.context.sink.deliver(action.events)
+                if not isinstance(stored, Deferred):
+                    stored = succeed(stored)  # (a sink that answers at once with a plain value)
             except Exception:
                 stored = fail()  # the sink's own bug: the report is not acknowledged
                 log.failure("{driver} {imei} {peer}: the event sink raised", stored.result, driver=self.protocol,
