@@ -35,10 +35,10 @@ class HeldSink:
         self.batches[index][1].errback(Failure(RuntimeError("store down")))
 
     def watch(self, producer: Any) -> None:
-        pass
+        """No back-pressure here: a test holds batches itself (``fail`` / answering them)."""
 
     def unwatch(self, producer: Any) -> None:
-        pass
+        """Nothing was watched (see ``watch``)."""
 
 
 @implementer(IEventSink)
@@ -73,7 +73,7 @@ class FakeSessions:
         self.errors.append(error)
 
     def activity(self, connection: Any, now: Any) -> None:
-        pass
+        """Reads are not recorded: tests assert on attach / detach."""
 
     def get(self, imei: str) -> Any:
         return self.attached[-1] if self.attached else None
