@@ -146,7 +146,9 @@ def test_the_cli_stops_on_sigint_and_prints_its_summary(start_server) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         db = server.sync_db()
-        yield until(lambda: db["DadosVeiculo"].count_documents({}) >= 6 or process.poll() is not None,
+        # Nine stored: the acknowledgements of the first six have reached the devices by then (a report
+        # is stored a moment before its acknowledgement is written).
+        yield until(lambda: db["DadosVeiculo"].count_documents({}) >= 9 or process.poll() is not None,
                     "reports of the simulated devices")
         assert process.poll() is None, process.stderr.read().decode()
         process.send_signal(signal.SIGINT)
