@@ -33,6 +33,23 @@ class IEventSink(Interface):
         """Forget a producer registered with :meth:`watch`."""
 
 
+class INotifyingSink(IEventSink):
+    """A sink that can also answer through a plain callable (the built-in device adapter's path).
+
+    A Deferred per report is a measurable share of the CPU a report costs
+    (docs/benchmarks.md); the adapter uses :meth:`submit` when the sink offers
+    it, ``deliver`` otherwise. Plugins need neither: they hand events to the adapter.
+    """
+
+    def submit(events, notify):
+        """Store ``events`` like ``deliver``; call ``notify(error)`` exactly once instead of firing a Deferred.
+
+        ``error`` is ``None`` once every event is durably stored, else the
+        exception that says why not. ``notify`` may be called before ``submit``
+        returns; an exception it raises is logged, never propagated.
+        """
+
+
 class IEventPublisher(Interface):
     """In-process publication of what happened (stored positions, sessions, commands)."""
 

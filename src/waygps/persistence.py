@@ -62,7 +62,7 @@ from waygps.config import Config, MongoConfig
 from waygps.documents import position_document
 from waygps.events import Alarm, Position, StoreStatus
 from waygps.indexes import ensure_indexes
-from waygps.interfaces import IEventPublisher, IEventSink
+from waygps.interfaces import IEventPublisher, INotifyingSink
 from waygps.quality import assess
 from waygps.stats.recorder import NULL_STATS
 from waygps.vehicles import VehicleDelta, touches_vehicle
@@ -108,17 +108,18 @@ def _utc(seconds: float) -> datetime:
 
 
 class _Entry:
-    """The reports of one ``deliver()`` call."""
+    """The reports of one ``deliver()`` or ``submit()`` call."""
 
-    __slots__ = ("events", "positions", "documents", "deferred", "enqueued", "deadline", "settled",
+    __slots__ = ("events", "positions", "documents", "notify", "deferred", "enqueued", "deadline", "settled",
                  "queued", "rejected")
 
     def __init__(self, events: tuple, positions: list[tuple[int, Position]], documents: list[dict],
-                 enqueued: float, deadline: float) -> None:
+                 enqueued: float, deadline: float, notify: Callable[[Exception | None], None] | None) -> None:
         self.events = events
         self.positions = positions
         self.documents = documents
-        self.deferred: Deferred = Deferred()
+        self.notify = notify
+        self.deferred: Deferred | None = Deferred() if notify is None else None
         self.enqueued = enqueued
         self.deadline = deadline
         self.settled = False
@@ -129,10 +130,28 @@ class _Entry:
         if self.settled:
             return
         self.settled = True
-        if failure is None:
-            self.deferred.callback(None)
+        notify = self.notify
+        if notify is not None:
+            _notify(notify, failure)
+        elif failure is None:
+            self.deferred.callback(None)  # type: ignore[union-attr]
         else:
-            self.deferred.errback(Failure(failure))
+            self.deferred.errback(Failure(failure))  # type: ignore[union-attr]
+
+
+def _notify(notify: Callable[[Exception | None], None], failure: Exception | None) -> None:
+    try:
+        notify(failure)
+    except Exception:
+        log.failure("persistence: a delivery's notify callable raised")
+
+
+def _answer(notify: Callable[[Exception | None], None] | None, error: Exception | None) -> Deferred | None:
+    """An answer given at once: a fired Deferred for ``deliver``, a call of ``notify`` for ``submit``."""
+    if notify is None:
+        return succeed(None) if error is None else fail(error)
+    _notify(notify, error)
+    return None
 
 
 class _Batch:
@@ -154,7 +173,7 @@ class _Batch:
         return all(e.settled for e in self.entries)
 
 
-@implementer(IEventSink)
+@implementer(INotifyingSink)
 class PersistenceService(Service):
     name = "persistence"
     stats: Any = NULL_STATS  # IStatsRecorder, set by the server
@@ -276,32 +295,42 @@ class PersistenceService(Service):
                 d.errback(Failure(error))
         self._notify_drained()
 
-    # --- IEventSink -------------------------------------------------------------
+    # --- IEventSink ----------------------------------------------------------------
     def deliver(self, events: Iterable[Any]) -> Deferred:
+        return self._take(events, None)  # type: ignore[return-value]
+
+    def submit(self, events: Iterable[Any], notify: Callable[[Exception | None], None]) -> None:
+        self._take(events, notify)
+
+    def _take(self, events: Iterable[Any], notify: Callable[[Exception | None], None] | None) -> Deferred | None:
+        """``deliver`` (``notify`` None: answers with a Deferred) and ``submit`` (answers through ``notify``)."""
         events = tuple(events)
         if self._stopped:
-            return fail(ServiceStopped("the persistence service is stopped"))
+            return _answer(notify, ServiceStopped("the persistence service is stopped"))
         seconds = self.reactor.seconds()
         now = _utc(seconds)
         positions: list[tuple[int, Position]] = []
         documents: list[dict] = []
-        stored_events: list[Any] = []
         others = False  # events other than reports that move the vehicle
-        for event in events:
+        stored_events = events
+        for index, event in enumerate(events):
             if isinstance(event, Position):
-                event = self._assess(event, now)
+                assessed = self._assess(event, now)
+                if assessed is not event:
+                    if stored_events is events:
+                        stored_events = list(events)
+                    stored_events[index] = assessed  # type: ignore[index]
                 self._seq += 1
-                positions.append((self._seq, event))
-                documents.append(position_document(event))
+                positions.append((self._seq, assessed))
+                documents.append(position_document(assessed))
             elif touches_vehicle(event):
                 others = True
-            stored_events.append(event)
         if documents and self._pending + len(documents) > self.hard_cap:
             metrics.STORE_FAILURES.labels("queue_full").inc()
             first = positions[0][1]
             log.warn("{driver} {imei}: {count} reports refused, write queue full ({pending} waiting)",
                      driver=first.protocol, imei=first.imei, count=len(documents), pending=self._pending)
-            return fail(QueueFull(f"write queue full ({self._pending} reports waiting)"))
+            return _answer(notify, QueueFull(f"write queue full ({self._pending} reports waiting)"))
         if others:
             for event in stored_events:
                 if touches_vehicle(event) and not isinstance(event, Position):
@@ -310,8 +339,8 @@ class PersistenceService(Service):
             # Heartbeats, sessions, alarms, command answers: nothing to insert.
             self._publish(stored_events, skip=frozenset())
             self._kick_vehicles()
-            return succeed(None)
-        entry = _Entry(tuple(stored_events), positions, documents, seconds, seconds + self.store_timeout)
+            return _answer(notify, None)
+        entry = _Entry(tuple(stored_events), positions, documents, seconds, seconds + self.store_timeout, notify)
         self._queue.append(entry)
         self._waiting.append(entry)
         self._pending += len(documents)

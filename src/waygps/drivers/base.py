@@ -35,7 +35,7 @@ from waygps.actions import Action, Close, Flagged, Identified, Rejected, Send, S
 from waygps.commands.model import Command
 from waygps.config import ListenerConfig
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
-from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, ISessionRegistry
+from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, INotifyingSink, ISessionRegistry
 from waygps.rejected import RejectedFrame
 from waygps.stats.recorder import NULL_STATS
 
@@ -83,6 +83,29 @@ def keep_frame(context: DriverContext, driver: str, imei: str | None, peer: str,
                                    driver=driver, imei=imei, peer=peer, reason=action.reason, data=data))
 
 
+_REPLY = "reply"  # an ``_Ack`` that is an immediate answer, written in its turn
+
+
+class _Ack:
+    """One report's place in the acknowledgement order; called once by the sink with its answer."""
+
+    __slots__ = ("queue", "item", "ok")
+
+    def __init__(self, queue: "_AckQueue", item: Any, ok: bool | str | None = None) -> None:
+        self.queue = queue
+        self.item = item  # the Store action, or the bytes of a reply
+        self.ok = ok
+
+    def __call__(self, error: Exception | None) -> None:
+        if self.ok is None:
+            self.ok = error is None
+            self.queue._flush()
+
+    def by(self, result: Any) -> None:
+        """The answer of a sink's Deferred (a callback and an errback at once)."""
+        self(result.value if isinstance(result, Failure) else None)
+
+
 class _AckQueue:
     """Acknowledgements written in report order, each once its store settled."""
 
@@ -91,43 +114,60 @@ class _AckQueue:
     def __init__(self, write: Callable[[bytes], None], driver: str) -> None:
         self._write = write
         self._driver = driver
-        self._entries: deque[list[Any]] | None = None  # made on the first report: most connections idle
+        # Made per report in flight and dropped when empty: most connections are idle, and a
+        # closed-loop device has one report in flight, so a short list beats a deque here.
+        self._entries: list[_Ack] | None = None
+
+    def expect(self, store: Store) -> _Ack:
+        """The answer callable of ``store``, queued behind the reports before it."""
+        ack = _Ack(self, store)
+        if self._entries is None:
+            self._entries = [ack]
+        else:
+            self._entries.append(ack)
+        return ack
 
     def add(self, store: Store, stored: Deferred) -> None:
-        entry: list[Any] = [store, None]
-        if self._entries is None:
-            self._entries = deque()
-        self._entries.append(entry)
-        # Bound methods with arguments: no closures per report.
-        stored.addCallbacks(self._settle, self._settle, callbackArgs=(entry, True), errbackArgs=(entry, False))
-
-    def _settle(self, _: Any, entry: list[Any], ok: bool) -> None:
-        entry[1] = ok
-        self._flush()
+        stored.addBoth(self.expect(store).by)
 
     def reply(self, data: bytes) -> None:
         """An immediate answer (``ERR …``) that must not overtake earlier reports' acks."""
         if self._entries:
-            self._entries.append([data, "reply"])
+            self._entries.append(_Ack(self, data, _REPLY))
         else:
             self._write(data)
 
     def _flush(self) -> None:
         entries = self._entries
-        while entries and entries[0][1] is not None:
-            store, ok = entries.popleft()
-            if not entries:
-                self._entries = None  # an idle connection keeps no empty deque
-            if ok == "reply":
-                self._write(store)
+        if not entries:
+            return
+        done = sent = withheld = 0
+        for ack in entries:
+            ok = ack.ok
+            if ok is None:
+                break
+            done += 1
+            item = ack.item
+            if ok is _REPLY:
+                self._write(item)
             elif ok:
-                if store.ack:
-                    self._write(store.ack)
-                    _labelled(metrics.ACKS_SENT, self._driver).inc()
+                if item.ack:
+                    self._write(item.ack)
+                    sent += 1
             else:
-                _labelled(metrics.ACKS_WITHHELD, self._driver).inc()
-                if store.nack:
-                    self._write(store.nack)
+                withheld += 1
+                if item.nack:
+                    self._write(item.nack)
+        if not done:
+            return
+        if done == len(entries):
+            self._entries = None  # an idle connection keeps no empty list
+        else:
+            del entries[:done]
+        if sent:
+            _labelled(metrics.ACKS_SENT, self._driver).inc(sent)
+        if withheld:
+            _labelled(metrics.ACKS_WITHHELD, self._driver).inc(withheld)
 
     def __len__(self) -> int:
         return len(self._entries) if self._entries else 0
@@ -324,19 +364,28 @@ class DeviceProtocol(Protocol):
                          peer=self.peer)
                 return
             imei = self.imei
-            foreign = [e.imei for e in action.events if getattr(e, "imei", imei) != imei]
-            if foreign:
-                # Another device's reports on this connection (shared SIM, spoof): never stored
-                # under the allow-list's nose, never acknowledged.
-                metrics.FRAMES_REJECTED.labels(self.protocol, "imei_mismatch").inc()
-                log.warn("{driver} {imei} {peer}: report of another device {other} dropped",
-                         driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(sorted(set(foreign))))
-                return
-            _count_events(self.protocol, action)
-            self.context.stats.received(self.listener, action.events)
+            events = action.events
+            for event in events:
+                if getattr(event, "imei", imei) != imei:
+                    self._foreign(events)
+                    return
+            factory = self.factory
+            factory.decoded.inc()
+            factory.received.inc()
+            self.context.stats.received(self.listener, events)
             assert self._acks is not None
+            submit = factory.submit
+            if submit is not None:
+                ack = self._acks.expect(action)
+                try:
+                    submit(events, ack)
+                except Exception:
+                    log.failure("{driver} {imei} {peer}: the event sink raised", driver=self.protocol,
+                                imei=self.imei, peer=self.peer)
+                    ack(RuntimeError("the event sink raised"))  # the report is not acknowledged
+                return
             try:
-                stored = self.context.sink.deliver(action.events)
+                stored = self.context.sink.deliver(events)
                 if not isinstance(stored, Deferred):
                     stored = succeed(stored)  # (a sink that answers at once with a plain value)
             except Exception:
@@ -366,6 +415,14 @@ class DeviceProtocol(Protocol):
             log.warn("{driver} {imei} {peer}: closing: {why}", driver=self.protocol, imei=self.imei,
                      peer=self.peer, why=action.reason)
             self._lose(action.reason, kind="protocol")
+
+    def _foreign(self, events: Iterable[Any]) -> None:
+        # Another device's reports on this connection (shared SIM, spoof): never stored under the
+        # allow-list's nose, never acknowledged.
+        metrics.FRAMES_REJECTED.labels(self.protocol, "imei_mismatch").inc()
+        others = sorted({e.imei for e in events if getattr(e, "imei", self.imei) != self.imei})
+        log.warn("{driver} {imei} {peer}: report of another device {other} dropped",
+                 driver=self.protocol, imei=self.imei, peer=self.peer, other=",".join(others))
 
     def _identify(self, action: Identified) -> None:
         if self.imei == action.imei:
@@ -464,6 +521,13 @@ class DeviceFactory(ServerFactory):
         self.connections: set[DeviceProtocol] = set()
         self._per_ip: dict[str, int] = {}
         self._expiry: Any = None  # the one DelayedCall for every connection's identify / idle deadline
+        # Per report: the sink's callable path when it has one (no Deferred per report), and the
+        # two per-report counters' children, looked up once.
+        sink = context.sink
+        self.submit: Callable[[Any, Callable[[Exception | None], None]], None] | None = (
+            sink.submit if INotifyingSink.providedBy(sink) else None)
+        self.decoded = _labelled(metrics.FRAMES_DECODED, driver.name)
+        self.received = _labelled(metrics.FRAMES_RECEIVED, driver.name)
 
     def expire_at(self, deadline: float) -> None:
         """Make sure the connections are checked at ``deadline`` (deadlines pushed later need nothing)."""
