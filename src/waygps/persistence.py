@@ -539,7 +539,12 @@ class PersistenceService(Service):
         old_copies: set[str] = set()
         inserted: set[str] = set()  # ids this batch inserted: a copy of one of them in the batch is new
         stored: dict[str, int] = {}  # per driver: one counter update per batch, not per report
-        for index, doc in enumerate(batch.documents):
+        if not refused_ids and not duplicates:
+            # The usual batch: everything inserted, no copy of an earlier report.
+            for doc in batch.documents:
+                protocol = doc["protocol"]
+                stored[protocol] = stored.get(protocol, 0) + 1
+        for index, doc in enumerate(batch.documents if refused_ids or duplicates else ()):
             if refused_ids and doc["_id"] in refused_ids:
                 continue
             if index in duplicates:
@@ -559,10 +564,7 @@ class PersistenceService(Service):
             log.debug("persistence: {count} re-sent reports were already stored", count=len(old_copies))
         self._release(batch)
         # Stored reports move the vehicles (folding a re-sent copy again changes nothing).
-        for entry in batch.entries:
-            for seq, position in entry.positions:
-                if position.document_id not in entry.rejected:
-                    self._fold(position, seq)
+        self._fold_positions(batch)
         # The next batch goes to the store now: it inserts while this one is announced and acknowledged.
         self._announcing = finished = []
         try:
@@ -575,14 +577,35 @@ class PersistenceService(Service):
                 self._complete(*later)
         self._after_batch()
 
+    def _fold_positions(self, batch: _Batch) -> None:
+        """``_fold`` of every report ``batch`` stored, written out (it runs for every stored report)."""
+        dirty, floor = self._dirty, self._floor
+        for entry in batch.entries:
+            rejected = entry.rejected
+            for seq, position in entry.positions:
+                if rejected and position.document_id in rejected:
+                    continue
+                imei = position.imei
+                delta = dirty.get(imei)
+                if delta is None:
+                    delta = dirty[imei] = VehicleDelta(imei)
+                    delta.online_seq = delta.protocol_seq = floor.get(imei, -1)
+                    if self._dirty_since is None:
+                        self._dirty_since = self.reactor.seconds()
+                delta.add_position(position, seq)
+
     def _announce(self, batch: _Batch, old_copies: set[str], resent_here: set[str]) -> None:
         """Publish what ``batch`` stored and answer its devices."""
-        announced: set[str] = set()
-        for entry in batch.entries:
-            self._publish(entry.events, skip=old_copies | entry.rejected | announced)
-            if resent_here:
-                announced.update(e.document_id for e in entry.events
-                                 if isinstance(e, Position) and e.document_id in resent_here)
+        if not old_copies and not resent_here and not any(entry.rejected for entry in batch.entries):
+            # The usual batch: every event of every entry, in one call.
+            self._publish([event for entry in batch.entries for event in entry.events], skip=frozenset())
+        else:
+            announced: set[str] = set()
+            for entry in batch.entries:
+                self._publish(entry.events, skip=old_copies | entry.rejected | announced)
+                if resent_here:
+                    announced.update(e.document_id for e in entry.events
+                                     if isinstance(e, Position) and e.document_id in resent_here)
         for entry in batch.entries:
             if entry.rejected:
                 entry.settle(ReportRejected(f"{len(entry.rejected)} report(s) refused by MongoDB"))

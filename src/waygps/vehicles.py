@@ -90,7 +90,7 @@ class VehicleDelta:
     def add(self, event: Any, seq: int) -> None:
         """Fold one event delivered as number ``seq`` (increasing in delivery order)."""
         if isinstance(event, Position):
-            self._add_position(event, seq)
+            self.add_position(event, seq)
         elif isinstance(event, Heartbeat):
             self.seen(event.server_time)
             self.set_online(True, seq)
@@ -101,7 +101,7 @@ class VehicleDelta:
         elif isinstance(event, DeviceDisconnected):
             self.set_online(False, seq, getattr(event, "instance", None) or None)
 
-    def _add_position(self, position: Position, seq: int) -> None:
+    def add_position(self, position: Position, seq: int) -> None:
         # Runs for every stored report: seen / set_protocol / set_online written out.
         server_time = position.server_time
         if self.last_seen is None or server_time > self.last_seen:

@@ -57,26 +57,31 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _moved(known: policy.Motion | None, event: Position) -> policy.Motion:
-    """``known`` updated with a report: a value is taken when it is not older than the one held
-    (a replayed buffered report does not overwrite a newer speed). Its time is the fix time, but
-    never later than its reception."""
-    motion = known or _STILL
-    at = min(event.device_time, event.server_time)
-    speed, speed_at, ignition, ignition_at = motion.speed, motion.speed_at, motion.ignition, motion.ignition_at
+def _moved(state: list[Any], event: Position) -> None:
+    """Update ``state`` (``[speed, speed_at, ignition, ignition_at]``) in place with a report: a value
+    is taken when it is not older than the one held (a replayed buffered report does not overwrite a
+    newer speed). Its time is the fix time, but never later than its reception. (Runs for every stored
+    report: a list updated in place, a ``Motion`` made only when a command asks.)"""
+    at = event.device_time
+    received = event.server_time
+    if received < at:
+        at = received
     value = event.speed
-    if (event.valid and value is not None and (speed_at is None or at >= speed_at)
-            and (type(value) is float or _number(value) is not None)):
-        speed, speed_at = float(value), at
-    if event.ignition is not None and (ignition_at is None or at >= ignition_at):
-        ignition, ignition_at = event.ignition, at
-    if speed_at is motion.speed_at and ignition_at is motion.ignition_at:
-        return motion
-    # Runs for every stored report: a constructor call costs less than attrs.evolve.
-    return policy.Motion(speed=speed, speed_at=speed_at, ignition=ignition, ignition_at=ignition_at)
+    if event.valid and value is not None:
+        speed_at = state[1]
+        if (speed_at is None or at >= speed_at) and (type(value) is float or _number(value) is not None):
+            state[0], state[1] = float(value), at
+    ignition = event.ignition
+    if ignition is not None:
+        ignition_at = state[3]
+        if ignition_at is None or at >= ignition_at:
+            state[2], state[3] = ignition, at
 
 
-_STILL = policy.Motion()
+def _motion_of(state: list[Any] | None) -> policy.Motion | None:
+    if state is None:
+        return None
+    return policy.Motion(speed=state[0], speed_at=state[1], ignition=state[2], ignition_at=state[3])
 
 
 def _stored_motion(vehicle: Mapping[str, Any]) -> policy.Motion:
@@ -129,7 +134,8 @@ class CommandService(Service):
         self.queue: CommandQueue | None = None
         self._loop: LoopingCall | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._motion: dict[str, policy.Motion] = {}  # live movement of connected devices
+        # live movement of connected devices: [speed, speed_at, ignition, ignition_at] (see _moved)
+        self._motion: dict[str, list[Any]] = {}
         self._watch: set[str] = set()  # devices with pending commands: checked on each report
         self._locks: dict[str, DeferredLock] = {}
         # A storm of connecting devices (a restart, a network coming back) queues here instead of
@@ -199,7 +205,10 @@ class CommandService(Service):
         if not self.running or self.queue is None:
             return
         if isinstance(event, Position):  # (the usual event: first)
-            self._motion[event.imei] = _moved(self._motion.get(event.imei), event)
+            state = self._motion.get(event.imei)
+            if state is None:
+                state = self._motion[event.imei] = [None, None, None, None]
+            _moved(state, event)
             if event.imei in self._watch:
                 self.check(event.imei)
         elif isinstance(event, CommandAck):
@@ -429,7 +438,7 @@ class CommandService(Service):
                 cuts[doc["_id"]] = _cuts_engine(connection, doc)
             return cuts[doc["_id"]]
 
-        motion = self._motion.get(imei)
+        motion = _motion_of(self._motion.get(imei))
         if (motion is None or motion.speed_at is None) and any(cuts_engine(d) for d in pending):
             stored = _stored_motion((yield self.queue.vehicle(imei)) or {})
             motion = stored if motion is None else attrs.evolve(motion, speed=stored.speed, speed_at=stored.speed_at)

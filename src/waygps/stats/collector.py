@@ -27,13 +27,19 @@ from waygps import metrics
 from waygps.config import StatsConfig
 from waygps.events import CommandStatus, DeviceConnected, Position
 from waygps.interfaces import IStatsRecorder
-from waygps.quality import ANCIENT_TIME, FUTURE_TIME, NO_COORDINATES, OUT_OF_RANGE, ZERO_COORDINATES
-from waygps.stats.tally import COMMAND_STATUSES, Tally, add_latency, day_of
+from waygps.quality import (ANCIENT_TIME, FLAG, FUTURE_TIME, IMPOSSIBLE_SPEED, NO_COORDINATES, OUT_OF_RANGE,
+                            ZERO_COORDINATES)
+from waygps.stats.tally import COMMAND_STATUSES, Tally, day_of, histogram
 from waygps.stats.writer import MAX_PENDING, Flush, flushes_of, update_of
 
 log = Logger(namespace="waygps.stats")
 
-QUALITY_FLAGS = frozenset({NO_COORDINATES, OUT_OF_RANGE, ZERO_COORDINATES, FUTURE_TIME, ANCIENT_TIME})
+# The reasons the quality checks store a report as invalid (``attributes.qualityFlag``); ``no_fix``,
+# the device's own verdict, is not one.
+QUALITY_FLAGS = frozenset({NO_COORDINATES, OUT_OF_RANGE, ZERO_COORDINATES, FUTURE_TIME, ANCIENT_TIME,
+                           IMPOSSIBLE_SPEED})
+_STORE_LATENCY = histogram("store_latency")
+_DEVICE_DELAY = histogram("device_delay")
 MAX_DEVICES = 1_000_000  # imei -> listener entries kept (least recently connected dropped first)
 STOP_TIMEOUT = 10.0
 
@@ -100,15 +106,17 @@ class StatsCollector:
             # Once per stored report: reactor seconds and the day's counts, no datetime made.
             seconds = self.reactor.seconds()
             listener = self._listeners.get(event.imei) or event.protocol
-            counts = self.tally.fields(listener, self._day(seconds))
+            day = self._day_name if self._day_start <= seconds < self._day_end else self._day(seconds)
+            counts = self.tally.counts[(listener, day)]
             counts["stored"] += 1
-            add_latency(counts, "store_latency", seconds - event.server_time.timestamp())
+            server_time = event.server_time
+            _STORE_LATENCY.add(counts, seconds - server_time.timestamp())
             attributes = event.attributes
             if attributes.get("time_source") != "server":
-                add_latency(counts, "device_delay", (event.server_time - event.device_time).total_seconds())
-            quality = attributes.get("quality")
-            if quality in QUALITY_FLAGS:
-                self.tally.reason(listener, _utc(seconds), "flagged", quality)
+                _DEVICE_DELAY.add(counts, (server_time - event.device_time).total_seconds())
+            flag = attributes.get(FLAG)
+            if flag is not None and flag in QUALITY_FLAGS:
+                self.tally.reason(listener, _utc(seconds), "flagged", flag)
         elif isinstance(event, DeviceConnected):
             self._listeners.pop(event.imei, None)  # re-inserted last: the most recent
             self._listeners[event.imei] = event.listener

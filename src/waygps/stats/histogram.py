@@ -17,12 +17,12 @@ EDGES_MS: tuple[int, ...] = (
 INF = "inf"
 
 
-_KEYS = tuple(f"le_{edge}" for edge in EDGES_MS)
+KEYS = tuple(f"le_{edge}" for edge in EDGES_MS)  # the bucket key of each edge, in order
 
 
 def bucket_of(ms: float) -> str:
     """The bucket key of a duration: ``"le_<edge>"`` or ``"inf"`` (a MongoDB-safe field name)."""
-    return _KEYS[bisect_left(EDGES_MS, ms)] if ms <= EDGES_MS[-1] else INF
+    return KEYS[bisect_left(EDGES_MS, ms)] if ms <= EDGES_MS[-1] else INF
 
 
 def _edge(key: str) -> float:

@@ -13,11 +13,14 @@ instances saw it.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from waygps.stats.histogram import bucket_of
+from bisect import bisect_left
+
+from waygps.stats.histogram import EDGES_MS, INF, KEYS
 
 COMMAND_STATUSES = frozenset({"sent", "confirmed", "failed"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
@@ -44,18 +47,35 @@ def safe_key(text: str) -> str:
     return _UNSAFE.sub("_", text)[:MAX_REASON] or "unknown"
 
 
+class Histogram:
+    """The field names of one latency histogram in a day's counts, made once per name."""
+
+    __slots__ = ("count", "sum_ms", "buckets")
+
+    def __init__(self, name: str) -> None:
+        self.count = f"{name}.count"
+        self.sum_ms = f"{name}.sum_ms"
+        # the field of every bucket, in bucket order (``bucket_of`` gives the same keys)
+        self.buckets = tuple(f"{name}.buckets.{key}" for key in KEYS) + (f"{name}.buckets.{INF}",)
+
+    def add(self, counts: dict[str, float], seconds: float) -> None:
+        """Count one duration (runs twice per stored report: no string built here)."""
+        ms = seconds * 1000.0
+        if not ms >= 0.0:  # (NaN too)
+            ms = 0.0
+        counts[self.count] += 1
+        counts[self.sum_ms] += ms
+        counts[self.buckets[bisect_left(EDGES_MS, ms)]] += 1  # past the last edge: the "inf" field
+
+
 @lru_cache(maxsize=64)
-def _latency_fields(name: str) -> tuple[str, str, str]:
-    return f"{name}.count", f"{name}.sum_ms", f"{name}.buckets."
+def histogram(name: str) -> Histogram:
+    return Histogram(name)
 
 
 def add_latency(counts: dict[str, float], name: str, seconds: float) -> None:
     """Count one duration into the histogram ``name`` of ``counts``."""
-    ms = max(0.0, seconds * 1000.0)
-    count, total, buckets = _latency_fields(name)
-    counts[count] += 1
-    counts[total] += ms
-    counts[buckets + bucket_of(ms)] += 1
+    histogram(name).add(counts, seconds)
 
 
 class Tally:
