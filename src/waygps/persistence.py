@@ -161,13 +161,17 @@ class _Batch:
         self.entries = entries
         self.documents: list[dict] = []
         self.owners: list[_Entry] = []
+        documents, owners = self.documents, self.owners
+        size = 0
         for entry in entries:
+            size += len(entry.documents)
+            rejected = entry.rejected
             for doc in entry.documents:
-                if doc["_id"] not in entry.rejected:
-                    self.documents.append(doc)
-                    self.owners.append(entry)
+                if not rejected or doc["_id"] not in rejected:
+                    documents.append(doc)
+                    owners.append(entry)
         self.attempts = 0
-        self.size = sum(len(e.documents) for e in entries)
+        self.size = size
 
     def answered(self) -> bool:
         return all(e.settled for e in self.entries)
@@ -304,7 +308,8 @@ class PersistenceService(Service):
 
     def _take(self, events: Iterable[Any], notify: Callable[[Exception | None], None] | None) -> Deferred | None:
         """``deliver`` (``notify`` None: answers with a Deferred) and ``submit`` (answers through ``notify``)."""
-        events = tuple(events)
+        if type(events) is not tuple:
+            events = tuple(events)
         if self._stopped:
             return _answer(notify, ServiceStopped("the persistence service is stopped"))
         seconds = self.reactor.seconds()
@@ -340,13 +345,18 @@ class PersistenceService(Service):
             self._publish(stored_events, skip=frozenset())
             self._kick_vehicles()
             return _answer(notify, None)
-        entry = _Entry(tuple(stored_events), positions, documents, seconds, seconds + self.store_timeout, notify)
+        entry = _Entry(stored_events if stored_events is events else tuple(stored_events), positions, documents,
+                       seconds, seconds + self.store_timeout, notify)
         self._queue.append(entry)
         self._waiting.append(entry)
         self._pending += len(documents)
-        self._check_pressure()
-        self._arm_expiry()
-        self._schedule()
+        # (the three checks below run per delivery: each is called only when it has something to do)
+        if self._pending > self.queue_limit and not self._paused:
+            self._check_pressure()
+        if self._expiry_call is None:
+            self._arm_expiry()
+        if self._inflight is None:
+            self._schedule()
         return entry.deferred
 
     def watch(self, producer: Any) -> None:

@@ -48,8 +48,11 @@ MAX_BACKLOG = 10_000
 PROTOCOL_ERRORS = frozenset({"protocol", "codec_error"})
 
 
+_fromtimestamp = datetime.fromtimestamp
+
+
 def utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return _fromtimestamp(seconds, timezone.utc)
 
 
 def escaped(data: bytes, limit: int = 64) -> str:
@@ -270,10 +273,18 @@ class DeviceProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
-        now = utc(self.context.reactor.seconds())
+        context = self.context
+        seconds = context.reactor.seconds()
+        now = _fromtimestamp(seconds, timezone.utc)
         if self.imei is not None:
-            self._arm(self.context.listener.idle_timeout, "idle")
-            self.context.sessions.activity(self, now)
+            # the idle deadline moves later: no timer to touch (``_arm`` written out: once per read)
+            deadline = seconds + context.listener.idle_timeout
+            if self._deadline is None or deadline < self._deadline:
+                self._arm(context.listener.idle_timeout, "idle")
+            else:
+                self._deadline = deadline
+                self._deadline_reason = "idle"
+            context.sessions.activity(self, now)
         try:
             actions = self.codec.receive(data, now)
         except Exception:

@@ -88,7 +88,9 @@ class StatsCollector:
             if isinstance(event, Position):
                 n += 1
         if n:
-            self.tally.fields(listener, self._day(self.reactor.seconds()))["received"] += n
+            seconds = self.reactor.seconds()
+            day = self._day_name if self._day_start <= seconds < self._day_end else self._day(seconds)
+            self.tally.counts[(listener, day)]["received"] += n
 
     def rejected(self, listener: str, reason: str) -> None:
         now = self._now()
