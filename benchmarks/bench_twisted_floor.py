@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from bench_store import _Loadgen  # noqa: E402  (bench_store puts src/ on the path)
-from benchlib import cpu_split, machine, raise_fd_limit
+from benchlib import machine, raise_fd_limit
 
 
 class _NoStore:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock

@@ -6,6 +6,7 @@ MemoryReactorClock drives the timers; StringTransport stands for the socket, so
 
 from __future__ import annotations
 
+from typing import Any
 
 from sessions_fakes import (
     DRIVER,
@@ -266,4 +267,52 @@ def test_a_sink_that_answers_with_a_plain_value_or_raises() -> None:
     protocol.dataReceived(b"POS,2\n")
     assert not transport.value().endswith(b"ACK,2\n")
     assert sample("waygps_acks_withheld_total", driver="fake") == before + 1
+    assert not transport.disconnecting
+
+
+class NotifyingSink(FakeSink):
+    """A sink with ``submit``: the adapter hands it a callable instead of waiting on a Deferred."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notifies: list[Any] = []
+        self.raising = False
+
+    def submit(self, events: Any, notify: Any) -> None:
+        if self.raising:
+            raise RuntimeError("sink bug")
+        self.events.extend(events)
+        self.notifies.append(notify)
+
+
+def test_a_notifying_sink_gets_no_deferred_and_acks_keep_report_order() -> None:
+    from waygps.interfaces import INotifyingSink
+    from zope.interface import directlyProvides
+
+    reactor, sink, sessions, factory = setup(name="sink-notify")
+    notifying = NotifyingSink()
+    directlyProvides(notifying, INotifyingSink)
+    factory = DRIVER.tcp_factory(context(sessions, notifying, reactor, name="sink-notify"))
+    protocol, transport = connect(factory, "10.0.0.10")
+    identify(protocol, transport)
+    notifying.deliver = None  # the adapter must not use it
+    protocol.dataReceived(b"POS,1\nPOS,2\nPOS,3\n")
+    assert len(notifying.notifies) == 3 and transport.value().endswith(b"OK\n")
+    before_sent = sample("waygps_acks_sent_total", driver="fake")
+    before_withheld = sample("waygps_acks_withheld_total", driver="fake")
+    notifying.notifies[1](None)  # the second is stored first: it waits for the first
+    assert transport.value().endswith(b"OK\n")
+    notifying.notifies[0](None)
+    assert transport.value().endswith(b"OK\nACK,1\nACK,2\n")
+    notifying.notifies[2](RuntimeError("store down"))  # not stored: never acknowledged
+    notifying.notifies[2](None)  # a second answer changes nothing
+    assert transport.value().endswith(b"OK\nACK,1\nACK,2\n")
+    assert sample("waygps_acks_sent_total", driver="fake") == before_sent + 2
+    assert sample("waygps_acks_withheld_total", driver="fake") == before_withheld + 1
+    assert len(protocol._acks) == 0
+
+    notifying.raising = True  # the sink's own bug: logged, not acknowledged, the connection goes on
+    protocol.dataReceived(b"POS,4\n")
+    assert not transport.value().endswith(b"ACK,4\n")
+    assert sample("waygps_acks_withheld_total", driver="fake") == before_withheld + 2
     assert not transport.disconnecting

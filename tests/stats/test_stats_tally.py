@@ -108,3 +108,45 @@ def test_the_collector_counts_each_report_on_the_utc_day_it_happened() -> None:
         assert counts[key]["received"] == counts[key]["stored"] == 1
         assert counts[key]["store_latency.count"] == 1 and counts[key]["store_latency.buckets.le_500"] == 1
         assert counts[key]["device_delay.buckets.le_2000"] == 1
+
+
+def test_reports_the_quality_checks_store_as_invalid_count_as_flagged_by_their_reason() -> None:
+    from twisted.internet.task import Clock
+
+    from waygps.bus import EventBus
+    from waygps.config import StatsConfig
+    from waygps.events import Position
+    from waygps.quality import assess
+    from waygps.stats.collector import StatsCollector
+
+    clock = Clock()
+    clock.advance(NOON.timestamp())
+    collector = StatsCollector(StatsConfig(), None, EventBus(), clock, "test")
+
+    def stored(key: str, **values: object) -> Position:
+        fields: dict = dict(imei="862894020180553", protocol="gv50", device_time=NOON, server_time=NOON,
+                            event="GTFRI", key=key, valid=True, latitude=-17.7, longitude=-63.1, hdop=1.0)
+        fields.update(values)
+        return assess(Position(**fields), NOON)[0]  # as the persistence service stores and publishes it
+
+    for event in (stored("ok"), stored("zero", latitude=0.0, longitude=0.0), stored("fast", speed=900.0),
+                  stored("nofix", valid=False)):
+        collector.on_event(event)
+    [counts] = collector.tally.counts.values()
+    assert counts["stored"] == 4
+    assert counts["flagged"] == 2  # a device's own "no fix" is not a flag raised by WayGPS
+    assert counts["flagged_by.zero_coordinates"] == 1 and counts["flagged_by.impossible_speed"] == 1
+
+
+def test_latency_histogram_fields_and_bounds():
+    from collections import defaultdict
+
+    from waygps.stats.tally import add_latency
+
+    counts: dict = defaultdict(float)
+    add_latency(counts, "x", 0.0015)  # 1.5 ms
+    add_latency(counts, "x", -3.0)  # a clock step backwards counts as 0
+    add_latency(counts, "x", float("nan"))  # never poisons the sum
+    add_latency(counts, "x", 10.0 ** 9)
+    assert counts["x.count"] == 4 and counts["x.sum_ms"] == 1.5 + 10.0 ** 12
+    assert counts["x.buckets.le_2"] == 1 and counts["x.buckets.le_1"] == 2 and counts["x.buckets.inf"] == 1
