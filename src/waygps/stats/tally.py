@@ -18,7 +18,6 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from functools import lru_cache
 
-
 from waygps.stats.histogram import EDGES_MS, INF, KEYS
 
 COMMAND_STATUSES = frozenset({"sent", "confirmed", "failed"})
