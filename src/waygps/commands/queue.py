@@ -125,6 +125,12 @@ class CommandQueue:
         return set(mine), len(mine)
 
     @inlineCallbacks
+    def with_open_commands(self, imeis: list[str]) -> Any:
+        """Which of ``imeis`` have a ``pending`` or ``sent`` command (one query for many devices)."""
+        found = yield self.commands.distinct("IMEI", {"IMEI": {"$in": imeis}, "status": {"$in": [PENDING, SENT]}})
+        return set(found)
+
+    @inlineCallbacks
     def in_flight(self, imei: str) -> Any:
         doc = yield self.commands.find_one({"IMEI": imei, "status": SENT})
         return aware(doc) if doc else None

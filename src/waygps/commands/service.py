@@ -42,6 +42,8 @@ IMEI_CHUNK = 500
 PER_DEVICE = 50
 # Device operations (connect / disconnect bookkeeping, answers, delivery checks) in progress at once.
 MAX_OPERATIONS = 32
+# Connected devices screened for open commands per query (see CommandService._arrived).
+SCREEN_BATCH = 1000
 # Seconds between the polls that also look for malformed intents (see _sync_intents).
 SWEEP_INTERVAL = 60.0
 
@@ -141,6 +143,8 @@ class CommandService(Service):
         # A storm of connecting devices (a restart, a network coming back) queues here instead of
         # starting thousands of store queries at once (memory: docs/benchmarks.md, connections).
         self._operations = DeferredSemaphore(MAX_OPERATIONS)
+        self._arrivals: dict[str, DeviceConnected] = {}  # connected, not yet screened (see _arrived)
+        self._screening = False
         self._checking: set[str] = set()
         self._recheck: set[str] = set()
         self._work: set[Deferred] = set()
@@ -174,6 +178,7 @@ class CommandService(Service):
             self._unsubscribe = None
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        self._arrivals.clear()
         work = list(self._work)
         if not work:
             return succeed(None)
@@ -214,11 +219,42 @@ class CommandService(Service):
         elif isinstance(event, CommandAck):
             self._spawn(self._locked(event.imei, self._acked, event), self._after(event.imei))
         elif isinstance(event, DeviceConnected):
-            self._spawn(self._locked(event.imei, self._connected, event), self._after(event.imei))
+            self._arrived(event)
         elif isinstance(event, DeviceDisconnected):
             self._motion.pop(event.imei, None)
             self._watch.discard(event.imei)
             self._spawn(self._locked(event.imei, self._disconnected, event), self._after(event.imei))
+
+    def _arrived(self, event: DeviceConnected) -> None:
+        """A device connected: looked at (``_connected``, then its pending commands) only if it has an
+        open command. Devices that connect while a screening query is out are screened together by
+        the next one, so a storm of connections (a restart, a network coming back) costs a few
+        queries, not two per device (docs/benchmarks.md, connections)."""
+        self._arrivals[event.imei] = event
+        if not self._screening:
+            self._screening = True
+            self._spawn(self._screen())
+
+    @inlineCallbacks
+    def _screen(self) -> Any:
+        try:
+            while self._arrivals and self.running and self.queue is not None:
+                arrivals, self._arrivals = self._arrivals, {}
+                imeis = list(arrivals)
+                try:
+                    busy: set[str] = set()
+                    for start in range(0, len(imeis), SCREEN_BATCH):
+                        busy.update((yield self.queue.with_open_commands(imeis[start:start + SCREEN_BATCH])))
+                except Exception:
+                    metrics.STORE_FAILURES.labels("commands").inc()
+                    log.failure("commands: screening {count} connected devices failed; looking at each",
+                                count=len(imeis))
+                    busy = set(imeis)
+                for imei, event in arrivals.items():
+                    if imei in busy:
+                        self._spawn(self._locked(imei, self._connected, event), self._after(imei))
+        finally:
+            self._screening = False
 
     def _after(self, imei: str) -> Callable[[Any], Any]:
         def then(result: Any) -> Any:
