@@ -16,12 +16,15 @@ from typing import Any
 
 from waygps.actions import Store
 from waygps.drivers.gv50.parse import HEX_DIGITS
-from waygps.drivers.gv50.reports import _COMMON, _STATUS, MAX_ACCURACY, MAX_DIGITS, REPORT_BYTES, cell_info
+from waygps.drivers.gv50.reports import (
+    _CELLS, _COMMON, _STATUS, MAX_ACCURACY, MAX_DIGITS, REPORT_BYTES, cell_info,
+)
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
 _BASES: dict[tuple[str, str, str, str], tuple[dict[str, Any], bool | None]] = {}
-_DAYS: dict[str, str] = {}  # "20160309" -> "2016-03-09T"
+# Fix time text -> datetime (immutable, so shareable): many devices report within the same second.
+_FIXES: dict[str, datetime] = {}
 _SACKS: dict[str, bytes] = {}
 _from_iso = datetime.fromisoformat
 
@@ -52,11 +55,11 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     if (unique_id != imei or number != "1"
             or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
             or not lon or not lat or len(when) != 14 or (reserved and reserved != "00")
-            or (power and not power.isdigit()) or (analog and not analog.isdigit())
-            or len(power) > MAX_DIGITS or len(analog) > MAX_DIGITS):
+            or (power and (len(power) > MAX_DIGITS or not power.isdigit()))
+            or (analog and (len(analog) > MAX_DIGITS or not analog.isdigit()))):
         return None
     try:
-        cell_attributes = cell_info(mcc, mnc, lac, cell)
+        cell_attributes = _CELLS.get((mcc, mnc, lac, cell)) or cell_info(mcc, mnc, lac, cell)
         longitude = float(lon)
         latitude = float(lat)
         speed_v = float(speed) if speed else None
@@ -64,13 +67,13 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         altitude_v = float(altitude) if altitude else None
         mileage_v = float(mileage) if mileage else None
         acc = int(accuracy) if accuracy else None
-        day = _DAYS.get(when[:8])
-        if day is None:
-            day = f"{when[0:4]}-{when[4:6]}-{when[6:8]}T"
-            if len(_DAYS) >= 4096:
-                _DAYS.clear()
-            _DAYS[when[:8]] = day
-        fix = _from_iso(f"{day}{when[8:10]}:{when[10:12]}:{when[12:14]}+00:00")
+        fix = _FIXES.get(when)
+        if fix is None:
+            # ISO 8601 basic format ("20160309T113548"): the same checks as the extended one, less to build.
+            fix = _from_iso(f"{when[:8]}T{when[8:]}+00:00")
+            if len(_FIXES) >= 4096:
+                _FIXES.clear()
+            _FIXES[when] = fix
     except ValueError:
         return None
     if not (-180.0 <= longitude <= 180.0 and -90.0 <= latitude <= 90.0) or (
@@ -81,7 +84,7 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
             or (altitude_v is not None and altitude_v - altitude_v)
             or (mileage_v is not None and mileage_v - mileage_v)):
         return None
-    attributes = known[0].copy()
+    attributes = known[0].copy()  # each Position its own dict: later stages add to copies of it
     attributes["send_time"] = send or None
     attributes["count"] = count
     if power:
@@ -92,8 +95,10 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         attributes["hour_meter"] = hours
     if analog:
         attributes["analog_input_mv"] = int(analog)
-    if battery and battery.isdigit() and len(battery) <= 3 and int(battery) <= 100:
-        attributes["battery"] = int(battery)
+    if battery and len(battery) <= 3 and battery.isdigit():
+        value = int(battery)
+        if value <= 100:
+            attributes["battery"] = value
     if acc is not None:
         attributes["gps_accuracy"] = acc
     if cell_attributes:
