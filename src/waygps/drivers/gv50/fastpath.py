@@ -16,13 +16,12 @@ from typing import Any
 
 from waygps.actions import Store
 from waygps.drivers.gv50.parse import HEX_DIGITS
-from waygps.drivers.gv50.reports import (
-    _CELLS, _COMMON, _STATUS, MAX_ACCURACY, MAX_DIGITS, REPORT_BYTES, cell_info,
-)
+from waygps.drivers.gv50.reports import _COMMON, _STATUS, MAX_ACCURACY, MAX_DIGITS, REPORT_BYTES, cell_info
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
-_BASES: dict[tuple[str, str, str, str], tuple[dict[str, Any], bool | None]] = {}
+# (version, name, status, report byte, MCC, MNC, LAC, cell ID) -> (the attributes they give, ignition)
+_BASES: dict[tuple[str, ...], tuple[dict[str, Any], bool | None]] = {}
 # Fix time text -> datetime (immutable, so shareable): many devices report within the same second.
 _FIXES: dict[str, datetime] = {}
 _SACKS: dict[str, bytes] = {}
@@ -37,15 +36,21 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     (_, version, unique_id, name, power, kind, number, accuracy, speed, course, altitude, lon, lat, when,
      mcc, mnc, lac, cell, reserved, mileage, hours, analog) = fields[:22]
     battery, status, send, count = fields[-7], fields[-6], fields[-2], fields[-1]
-    key = (version, name, status, kind)
+    key = (version, name, status, kind, mcc, mnc, lac, cell)
     known = _BASES.get(key)
     if known is None:
-        # Attributes that repeat from frame to frame (version, name, status, report byte), built
-        # once from the general path's caches: a version found there was found well formed.
+        # Attributes that repeat from frame to frame (version, name, status, report byte, serving
+        # cell), built once from the general path's caches: a version found there was found well
+        # formed. One dict for all of them: one look-up and one copy per frame.
         common, state, report = _COMMON.get((version, name)), _STATUS.get(status), REPORT_BYTES.get(kind)
         if common is None or state is None or report is None:
             return None
-        known = ({**common, "report_id": report[0], "report_type": report[1], **state[0]}, state[1])
+        try:
+            cell_attributes = cell_info(mcc, mnc, lac, cell)
+        except ValueError:
+            return None  # a malformed cell: the general path rejects the block
+        known = ({**common, "report_id": report[0], "report_type": report[1], **state[0], **cell_attributes},
+                 state[1])
         if len(_BASES) >= 4096:
             _BASES.clear()
         _BASES[key] = known
@@ -59,7 +64,6 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
             or (analog and (len(analog) > MAX_DIGITS or not analog.isdigit()))):
         return None
     try:
-        cell_attributes = _CELLS.get((mcc, mnc, lac, cell)) or cell_info(mcc, mnc, lac, cell)
         longitude = float(lon)
         latitude = float(lat)
         speed_v = float(speed) if speed else None
@@ -101,8 +105,6 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
             attributes["battery"] = value
     if acc is not None:
         attributes["gps_accuracy"] = acc
-    if cell_attributes:
-        attributes.update(cell_attributes)
     position = Position(
         imei=imei, protocol=protocol, device_time=fix, server_time=now, event="GTFRI",
         key=f"GTFRI,{send},{count},0,{when}", valid=acc != 0, latitude=latitude, longitude=longitude,
