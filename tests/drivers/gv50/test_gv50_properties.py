@@ -241,6 +241,29 @@ def test_one_whole_frame_per_read_skips_the_splitter() -> None:
     assert codec.splitter.fed == 2
 
 
+def test_shortcut_caches_stay_bounded_and_attributes_are_never_shared() -> None:
+    from datetime import timedelta
+
+    from waygps.drivers.gv50 import fastpath
+
+    codec = Gv50StreamCodec()
+    codec.receive(FRAMES["S1"], NOW)
+    start = datetime(2016, 3, 9, 11, 35, 48, tzinfo=timezone.utc)
+    positions = []
+    for n in range(5000):  # more fix times and cells than either cache holds
+        fix = start + timedelta(seconds=n)
+        data = FRAMES["S1"].replace(b"20160309113548", f"{fix:%Y%m%d%H%M%S}".encode()).replace(
+            b",6AAE,", f",{n:04X},".encode())
+        (store,) = codec.receive(data, NOW)
+        position = store.events[0]
+        assert position.device_time == fix and position.attributes["lac"] == n
+        positions.append(position)
+    assert len(fastpath._FIXES) <= 4096 and len(fastpath._BASES) <= 4096
+    again = codec.receive(FRAMES["S1"], NOW)[0].events[0]  # a cached time and cell: a dict of its own
+    assert again.attributes is not codec.receive(FRAMES["S1"], NOW)[0].events[0].attributes
+    assert all(a.attributes is not b.attributes for a, b in zip(positions, positions[1:]))
+
+
 def test_datagram_codec_serves_each_datagram_on_its_own() -> None:
     codec = Gv50DatagramCodec()
     first = codec.receive_datagram(FRAMES["S1"], NOW)
