@@ -168,10 +168,10 @@ def test_gtfri_shortcut_equals_the_general_path(first: dict[str, str], second: d
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(reads=st.lists(st.one_of(shortcut_fields, gtfri_fields), min_size=1, max_size=4),
-       extra=st.sampled_from([b"", b"\r\n", b"\n", b"\x00", b"$", b"+RESP:GTFRI,060228", b"x"]))
-def test_one_frame_per_read_equals_the_general_path(reads: list[dict[str, str]], extra: bytes) -> None:
+       extra=st.sampled_from([b"", b"\r\n", b"\n", b"\x00", b"$", b"+RESP:GTFRI,060228", b"x"]), ack=st.booleans())
+def test_one_frame_per_read_equals_the_general_path(reads: list[dict[str, str]], extra: bytes, ack: bool) -> None:
     # The usual TCP read (one whole frame) takes Gv50StreamCodec.receive's own shortcut: same actions.
-    fast, general = Gv50StreamCodec(), Gv50StreamCodec()
+    fast, general = Gv50StreamCodec(ack=ack), Gv50StreamCodec(ack=ack)
     general.use_fast_path = False
     for codec in (fast, general):
         codec.receive(FRAMES["S1"], NOW)

@@ -24,7 +24,7 @@ _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
 _BASES: dict[tuple[str, ...], tuple[dict[str, Any], bool | None]] = {}
 # Fix time text -> datetime (immutable, so shareable): many devices report within the same second.
 _FIXES: dict[str, datetime] = {}
-_SACKS: dict[str, bytes] = {}
+_SACKS: dict[str, bytes] = {}  # count -> its "+SACK:<count>$"; a count found here was found well formed
 _from_iso = datetime.fromisoformat
 
 
@@ -57,8 +57,10 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     # The checks parse.parse_frame and reports._fri make, in the same terms (the text comes from an
     # ASCII decode, so isdigit() sees ASCII digits only). A conversion below that fails (a
     # non-number, a bad time) sends the frame to the general path, which rejects it or its block.
+    sack = _SACKS.get(count)  # found: a count seen well formed before (4 hex digits)
     if (unique_id != imei or number != "1"
-            or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
+            or (sack is None and (len(count) != 4 or count.strip(HEX_DIGITS)))
+            or (send and (len(send) != 14 or not send.isdigit()))
             or not lon or not lat or len(when) != 14 or (reserved and reserved != "00")
             or (power and (len(power) > MAX_DIGITS or not power.isdigit()))
             or (analog and (len(analog) > MAX_DIGITS or not analog.isdigit()))):
@@ -111,11 +113,8 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         altitude=altitude_v, speed=speed_v, course=course_v, hdop=float(acc) if acc else None,
         ignition=known[1], buffered=buffered, attributes=attributes, raw=text,
     )
-    if not ack:
-        return Store((position,))
-    sack = _SACKS.get(count)
     if sack is None:
         if len(_SACKS) >= 65536:
             _SACKS.clear()
         sack = _SACKS[count] = b"+SACK:" + count.encode() + b"$"
-    return Store((position,), sack)
+    return Store((position,), sack) if ack else Store((position,))
