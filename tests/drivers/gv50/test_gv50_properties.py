@@ -148,21 +148,58 @@ shortcut_fields = st.fixed_dictionaries({
 })
 
 
+def _shortcut_frame(f: dict[str, str]) -> bytes:
+    return (f"{f['head']},{f['version']},862894020180553,,{f['power']},{f['kind']},{f['number']},"
+            f"{f['accuracy']},{f['speed']},{f['course']},{f['altitude']},{f['lon']},{f['lat']},{f['when']},"
+            f"{f['cell']},{f['reserved']},{f['mileage']}{f['tail']}{f['send']},{f['count']}$").encode()
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=st.one_of(shortcut_fields, gtfri_fields), second=st.one_of(shortcut_fields, gtfri_fields))
 def test_gtfri_shortcut_equals_the_general_path(first: dict[str, str], second: dict[str, str]) -> None:
-    def frame(f: dict[str, str]) -> bytes:
-        return (f"{f['head']},{f['version']},862894020180553,,{f['power']},{f['kind']},{f['number']},"
-                f"{f['accuracy']},{f['speed']},{f['course']},{f['altitude']},{f['lon']},{f['lat']},{f['when']},"
-                f"{f['cell']},{f['reserved']},{f['mileage']}{f['tail']}{f['send']},{f['count']}$").encode()
-
     fast, general = Gv50StreamCodec(), Gv50StreamCodec()
     general.use_fast_path = False
     for codec in (fast, general):
         codec.receive(FRAMES["S1"], NOW)  # identified: the shortcut may serve what follows
-    stream = frame(first) + frame(second)
+    stream = _shortcut_frame(first) + _shortcut_frame(second)
     for _ in range(2):  # the second time, every cache the shortcut needs is warm
         assert fast.receive(stream, NOW) == general.receive(stream, NOW)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(reads=st.lists(st.one_of(shortcut_fields, gtfri_fields), min_size=1, max_size=4),
+       extra=st.sampled_from([b"", b"\r\n", b"\n", b"\x00", b"$", b"+RESP:GTFRI,060228", b"x"]), ack=st.booleans())
+def test_one_frame_per_read_equals_the_general_path(reads: list[dict[str, str]], extra: bytes, ack: bool) -> None:
+    # The usual TCP read (one whole frame) takes Gv50StreamCodec.receive's own shortcut: same actions.
+    fast, general = Gv50StreamCodec(ack=ack), Gv50StreamCodec(ack=ack)
+    general.use_fast_path = False
+    for codec in (fast, general):
+        codec.receive(FRAMES["S1"], NOW)
+    datas = [_shortcut_frame(f) for f in reads]
+    datas[-1] += extra  # sometimes a read that is not exactly one frame, or leaves a tail behind
+    for _ in range(2):
+        for data in datas:
+            assert fast.receive(data, NOW) == general.receive(data, NOW)
+            assert fast.splitter.buffered == general.splitter.buffered
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(st.sampled_from(STREAM_PARTS), st.binary(max_size=300),
+                      st.builds(lambda a, b: a + b, st.sampled_from(STREAM_PARTS), st.binary(max_size=8)),
+                      st.builds(lambda a, at, b: a[:at % len(a)] + b + a[at % len(a):], st.sampled_from(STREAM_PARTS),
+                                st.integers(0, 400), st.sampled_from([b"\n", b"\x00", b"+", b"$", b"\r", b"\xff"]))),
+       before=st.sampled_from([b"", b"+RESP:GT", b"xx", b"+RESP:" + b"9" * 600, b"+RSP:GTFRI"]))
+def test_splitter_one_frame_says_what_feed_would(data: bytes, before: bytes) -> None:
+    from waygps.drivers.gv50.framing import TEXT, Splitter
+
+    splitter = Splitter(max_frame=512)
+    splitter.feed(before)
+    state = (splitter.buffered, splitter._skipping, splitter.binary)
+    text = splitter.one_frame(data)
+    assert (splitter.buffered, splitter._skipping, splitter.binary) == state  # it changes nothing
+    pieces = splitter.feed(data)
+    if text is not None:  # (None: "not sure", always allowed; the caller then feeds)
+        assert pieces == [(TEXT, text, len(data))] and splitter.buffered == 0
 
 
 def test_the_shortcut_is_taken_for_plain_gtfri(monkeypatch: Any) -> None:
@@ -182,6 +219,49 @@ def test_the_shortcut_is_taken_for_plain_gtfri(monkeypatch: Any) -> None:
     codec.receive(FRAMES["S1"].replace(b"132B", b"132C") + FRAMES["S6"].replace(b"135790246811220", IMEI) + b"$",
                   NOW)
     assert [type(c) for c in calls] == [Store, type(None)]  # two positions: the general path's work
+
+
+def test_one_whole_frame_per_read_skips_the_splitter() -> None:
+    from waygps.drivers.gv50.framing import Splitter
+
+    class Counting(Splitter):
+        fed = 0
+
+        def feed(self, data: bytes) -> list:
+            self.fed += 1
+            return super().feed(data)
+
+    codec = Gv50StreamCodec()
+    codec.splitter = Counting(codec.max_frame)
+    codec.receive(FRAMES["S1"], NOW)  # identifies the device: general path
+    assert codec.splitter.fed == 1
+    stored = codec.receive(FRAMES["S1"].replace(b"132B", b"132C"), NOW)
+    assert codec.splitter.fed == 1 and [type(a) for a in stored] == [Store] and stored[0].ack == b"+SACK:132C$"
+    codec.receive(FRAMES["S1"].replace(b"132B", b"132D") + b"\r\n", NOW)  # not one frame alone: the splitter
+    assert codec.splitter.fed == 2
+
+
+def test_shortcut_caches_stay_bounded_and_attributes_are_never_shared() -> None:
+    from datetime import timedelta
+
+    from waygps.drivers.gv50 import fastpath
+
+    codec = Gv50StreamCodec()
+    codec.receive(FRAMES["S1"], NOW)
+    start = datetime(2016, 3, 9, 11, 35, 48, tzinfo=timezone.utc)
+    positions = []
+    for n in range(5000):  # more fix times and cells than either cache holds
+        fix = start + timedelta(seconds=n)
+        data = FRAMES["S1"].replace(b"20160309113548", f"{fix:%Y%m%d%H%M%S}".encode()).replace(
+            b",6AAE,", f",{n:04X},".encode())
+        (store,) = codec.receive(data, NOW)
+        position = store.events[0]
+        assert position.device_time == fix and position.attributes["lac"] == n
+        positions.append(position)
+    assert len(fastpath._FIXES) <= 4096 and len(fastpath._BASES) <= 4096
+    again = codec.receive(FRAMES["S1"], NOW)[0].events[0]  # a cached time and cell: a dict of its own
+    assert again.attributes is not codec.receive(FRAMES["S1"], NOW)[0].events[0].attributes
+    assert all(a.attributes is not b.attributes for a, b in zip(positions, positions[1:]))
 
 
 def test_datagram_codec_serves_each_datagram_on_its_own() -> None:

@@ -226,6 +226,15 @@ class Gv50StreamCodec(_Core):
     def receive(self, data: bytes, now: datetime) -> list[Action]:
         if self.closed:
             return []
+        if self.imei is not None and self.use_fast_path and not self._luhn_bad:
+            # The usual read of an identified device: one whole GTFRI. Served without the splitter's
+            # lists and tuples; anything else (or a frame the shortcut declines) takes the full path.
+            text = self.splitter.one_frame(data)
+            if text is not None:
+                store = fast_gtfri(text.split(","), text, self.imei, now, self.ack, self.protocol)
+                if store is not None:
+                    self._garbage = 0
+                    return [store]
         return self._pieces(self.splitter.feed(data), now)
 
     def finish(self, now: datetime) -> list[Action]:

@@ -20,9 +20,11 @@ from waygps.drivers.gv50.reports import _COMMON, _STATUS, MAX_ACCURACY, MAX_DIGI
 from waygps.events import Position
 
 _KINDS = {"+RESP:GTFRI": False, "+BUFF:GTFRI": True}
-_BASES: dict[tuple[str, str, str, str], tuple[dict[str, Any], bool | None]] = {}
-_DAYS: dict[str, str] = {}  # "20160309" -> "2016-03-09T"
-_SACKS: dict[str, bytes] = {}
+# (version, name, status, report byte, MCC, MNC, LAC, cell ID) -> (the attributes they give, ignition)
+_BASES: dict[tuple[str, ...], tuple[dict[str, Any], bool | None]] = {}
+# Fix time text -> datetime (immutable, so shareable): many devices report within the same second.
+_FIXES: dict[str, datetime] = {}
+_SACKS: dict[str, bytes] = {}  # count -> its "+SACK:<count>$"; a count found here was found well formed
 _from_iso = datetime.fromisoformat
 
 
@@ -34,29 +36,36 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
     (_, version, unique_id, name, power, kind, number, accuracy, speed, course, altitude, lon, lat, when,
      mcc, mnc, lac, cell, reserved, mileage, hours, analog) = fields[:22]
     battery, status, send, count = fields[-7], fields[-6], fields[-2], fields[-1]
-    key = (version, name, status, kind)
+    key = (version, name, status, kind, mcc, mnc, lac, cell)
     known = _BASES.get(key)
     if known is None:
-        # Attributes that repeat from frame to frame (version, name, status, report byte), built
-        # once from the general path's caches: a version found there was found well formed.
+        # Attributes that repeat from frame to frame (version, name, status, report byte, serving
+        # cell), built once from the general path's caches: a version found there was found well
+        # formed. One dict for all of them: one look-up and one copy per frame.
         common, state, report = _COMMON.get((version, name)), _STATUS.get(status), REPORT_BYTES.get(kind)
         if common is None or state is None or report is None:
             return None
-        known = ({**common, "report_id": report[0], "report_type": report[1], **state[0]}, state[1])
+        try:
+            cell_attributes = cell_info(mcc, mnc, lac, cell)
+        except ValueError:
+            return None  # a malformed cell: the general path rejects the block
+        known = ({**common, "report_id": report[0], "report_type": report[1], **state[0], **cell_attributes},
+                 state[1])
         if len(_BASES) >= 4096:
             _BASES.clear()
         _BASES[key] = known
     # The checks parse.parse_frame and reports._fri make, in the same terms (the text comes from an
     # ASCII decode, so isdigit() sees ASCII digits only). A conversion below that fails (a
     # non-number, a bad time) sends the frame to the general path, which rejects it or its block.
+    sack = _SACKS.get(count)  # found: a count seen well formed before (4 hex digits)
     if (unique_id != imei or number != "1"
-            or len(count) != 4 or count.strip(HEX_DIGITS) or (send and (len(send) != 14 or not send.isdigit()))
+            or (sack is None and (len(count) != 4 or count.strip(HEX_DIGITS)))
+            or (send and (len(send) != 14 or not send.isdigit()))
             or not lon or not lat or len(when) != 14 or (reserved and reserved != "00")
-            or (power and not power.isdigit()) or (analog and not analog.isdigit())
-            or len(power) > MAX_DIGITS or len(analog) > MAX_DIGITS):
+            or (power and (len(power) > MAX_DIGITS or not power.isdigit()))
+            or (analog and (len(analog) > MAX_DIGITS or not analog.isdigit()))):
         return None
     try:
-        cell_attributes = cell_info(mcc, mnc, lac, cell)
         longitude = float(lon)
         latitude = float(lat)
         speed_v = float(speed) if speed else None
@@ -64,13 +73,13 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         altitude_v = float(altitude) if altitude else None
         mileage_v = float(mileage) if mileage else None
         acc = int(accuracy) if accuracy else None
-        day = _DAYS.get(when[:8])
-        if day is None:
-            day = f"{when[0:4]}-{when[4:6]}-{when[6:8]}T"
-            if len(_DAYS) >= 4096:
-                _DAYS.clear()
-            _DAYS[when[:8]] = day
-        fix = _from_iso(f"{day}{when[8:10]}:{when[10:12]}:{when[12:14]}+00:00")
+        fix = _FIXES.get(when)
+        if fix is None:
+            # ISO 8601 basic format ("20160309T113548"): the same checks as the extended one, less to build.
+            fix = _from_iso(f"{when[:8]}T{when[8:]}+00:00")
+            if len(_FIXES) >= 4096:
+                _FIXES.clear()
+            _FIXES[when] = fix
     except ValueError:
         return None
     if not (-180.0 <= longitude <= 180.0 and -90.0 <= latitude <= 90.0) or (
@@ -81,7 +90,7 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
             or (altitude_v is not None and altitude_v - altitude_v)
             or (mileage_v is not None and mileage_v - mileage_v)):
         return None
-    attributes = known[0].copy()
+    attributes = known[0].copy()  # each Position its own dict: later stages add to copies of it
     attributes["send_time"] = send or None
     attributes["count"] = count
     if power:
@@ -92,23 +101,20 @@ def fast_gtfri(fields: list[str], text: str, imei: str, now: datetime, ack: bool
         attributes["hour_meter"] = hours
     if analog:
         attributes["analog_input_mv"] = int(analog)
-    if battery and battery.isdigit() and len(battery) <= 3 and int(battery) <= 100:
-        attributes["battery"] = int(battery)
+    if battery and len(battery) <= 3 and battery.isdigit():
+        value = int(battery)
+        if value <= 100:
+            attributes["battery"] = value
     if acc is not None:
         attributes["gps_accuracy"] = acc
-    if cell_attributes:
-        attributes.update(cell_attributes)
     position = Position(
         imei=imei, protocol=protocol, device_time=fix, server_time=now, event="GTFRI",
         key=f"GTFRI,{send},{count},0,{when}", valid=acc != 0, latitude=latitude, longitude=longitude,
         altitude=altitude_v, speed=speed_v, course=course_v, hdop=float(acc) if acc else None,
         ignition=known[1], buffered=buffered, attributes=attributes, raw=text,
     )
-    if not ack:
-        return Store((position,))
-    sack = _SACKS.get(count)
     if sack is None:
         if len(_SACKS) >= 65536:
             _SACKS.clear()
         sack = _SACKS[count] = b"+SACK:" + count.encode() + b"$"
-    return Store((position,), sack)
+    return Store((position,), sack) if ack else Store((position,))

@@ -129,6 +129,25 @@ class Splitter:
         self._buffer = buf[pos:] if pos < size else b""
         return out
 
+    def one_frame(self, data: bytes) -> str | None:
+        """``data`` decoded when ``feed(data)`` would give exactly ``[(TEXT, that text, len(data))]``.
+
+        The usual TCP read: one whole frame ending in its ``$``, nothing buffered before it. The
+        checks are those ``feed`` and ``_clean_frames`` make for that case; None means "not sure":
+        call ``feed``. Changes no state. (Searched in the decoded text, one character per byte:
+        str searches cost less than bytes ones.)
+        """
+        end = len(data) - 1
+        if (type(data) is not bytes or self._buffer or self._skipping or self.binary or end > self.max_frame
+                or data[-1:] != b"$"):
+            return None
+        text = data[:end].decode("ascii", "replace")
+        # Not one frame when it holds another "$", a line end or NUL, no text header, an embedded header.
+        if ("$" in text or "\n" in text or "\x00" in text or not text.startswith(_TEXT_STARTS)
+                or text.find("+", 1) != -1):
+            return None
+        return text
+
     def _clean_frames(self, buf: bytes, pos: int, out: list) -> int:
         """Bulk path for the usual stream, ``+RESP:...$+RESP:...$``: one decode, one split on ``$``.
 
