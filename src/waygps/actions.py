@@ -21,7 +21,7 @@ class Send:
     data: bytes
 
 
-@frozen
+@frozen(slots=False)  # one per report: see ``Position`` for why not slotted
 class Store:
     """Deliver the events to the sink; write ``ack`` only once they are stored.
 

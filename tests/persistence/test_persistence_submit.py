@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.logger import globalLogPublisher
+from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
 from persistence_support import IMEI, OTHER, position
 from test_persistence_service import Harness
 from waygps.events import Heartbeat
+from waygps import persistence
 from waygps.interfaces import INotifyingSink
 from waygps.persistence import QueueFull, ServiceStopped, StoreUnavailable
 
@@ -62,19 +63,17 @@ def test_a_timeout_answers_once_and_a_late_success_does_not_answer_again() -> No
     assert len(answers) == 1
 
 
-def test_a_notify_that_raises_is_logged_and_the_rest_of_the_batch_is_answered() -> None:
+def test_a_notify_that_raises_is_logged_and_the_rest_of_the_batch_is_answered(monkeypatch: Any) -> None:
     h = Harness(batch_size=2)
     logged: list[dict] = []
-    globalLogPublisher.addObserver(logged.append)
-    try:
-        def broken(error: Any) -> None:
-            raise RuntimeError("adapter bug")
+    monkeypatch.setattr(persistence, "log", Logger(namespace="waygps.persistence", observer=logged.append))
 
-        h.service.submit([position(key="a")], broken)
-        answers = submit(h, position(imei=OTHER, key="b"))
-        h.inserts[0].succeed()
-    finally:
-        globalLogPublisher.removeObserver(logged.append)
+    def broken(error: Any) -> None:
+        raise RuntimeError("adapter bug")
+
+    h.service.submit([position(key="a")], broken)
+    answers = submit(h, position(imei=OTHER, key="b"))
+    h.inserts[0].succeed()
     assert answers == [None]
     assert any("notify callable raised" in e.get("log_format", "") for e in logged)
     assert h.service.pending == 0
