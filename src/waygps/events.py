@@ -7,7 +7,6 @@ Times are timezone-aware UTC ``datetime`` objects.
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
 from datetime import datetime
 from typing import Any, Mapping, Union
 
@@ -20,6 +19,23 @@ def _frozen_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if type(value) is dict:
         return value
     return dict(value or {})
+
+
+class _computed_once:
+    """A value computed on first use and kept in the instance's ``__dict__`` (then found there
+    directly). ``functools.cached_property`` takes a lock on every first use in Python 3.11,
+    and this runs once per stored report; an event is immutable, so a race computes the same value."""
+
+    def __init__(self, compute: Any) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
 
 
 # ``slots=False``: built twice per report (by the codec, and again when the quality checks stamp it),
@@ -58,7 +74,7 @@ class Position:
     attributes: Mapping[str, Any] = field(factory=dict, converter=_frozen_dict)
     raw: str = ""
 
-    @cached_property
+    @_computed_once
     def document_id(self) -> str:
         """Deterministic ``_id``: same device, protocol and key -> same document (computed once)."""
         digest = hashlib.blake2b(
