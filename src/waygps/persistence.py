@@ -589,19 +589,13 @@ class PersistenceService(Service):
 
     def _fold_positions(self, batch: _Batch) -> None:
         """``_fold`` of every report ``batch`` stored, written out (it runs for every stored report)."""
-        dirty, floor = self._dirty, self._floor
+        dirty = self._dirty
         for entry in batch.entries:
             rejected = entry.rejected
             for seq, position in entry.positions:
                 if rejected and position.document_id in rejected:
                     continue
-                imei = position.imei
-                delta = dirty.get(imei)
-                if delta is None:
-                    delta = dirty[imei] = VehicleDelta(imei)
-                    delta.online_seq = delta.protocol_seq = floor.get(imei, -1)
-                    if self._dirty_since is None:
-                        self._dirty_since = self.reactor.seconds()
+                delta = dirty.get(position.imei) or self._new_delta(position.imei)
                 delta.add_position(position, seq)
 
     def _announce(self, batch: _Batch, old_copies: set[str], resent_here: set[str]) -> None:
@@ -704,15 +698,16 @@ class PersistenceService(Service):
         return self._seq
 
     def _fold(self, event: Any, seq: int) -> None:
-        imei = event.imei
-        delta = self._dirty.get(imei)
-        if delta is None:
-            delta = self._dirty[imei] = VehicleDelta(imei)
-            floor = self._floor.get(imei, -1)
-            delta.online_seq = delta.protocol_seq = floor
-            if self._dirty_since is None:
-                self._dirty_since = self.reactor.seconds()
+        delta = self._dirty.get(event.imei) or self._new_delta(event.imei)
         delta.add(event, seq)
+
+    def _new_delta(self, imei: str) -> VehicleDelta:
+        """The pending ``Veiculo`` change of a device not yet dirty, above what was already written."""
+        delta = self._dirty[imei] = VehicleDelta(imei)
+        delta.online_seq = delta.protocol_seq = self._floor.get(imei, -1)
+        if self._dirty_since is None:
+            self._dirty_since = self.reactor.seconds()
+        return delta
 
     def _kick_vehicles(self, force: bool = False) -> None:
         if not self._dirty or self._vehicle_inflight is not None or self._stopped:
