@@ -1,6 +1,6 @@
 """What Twisted alone costs per acknowledged report: the floor under WayGPS's CPU per report.
 
-Run: .venv/bin/python benchmarks/bench_twisted_floor.py [--devices 1000] [--duration 20] [--hold-ms 150]
+Run: .venv/bin/python benchmarks/bench_twisted_floor.py [--devices 1000] [--duration 20] [--hold-ms 150] [--direct]
 
 The same devices as ``bench_store.py`` (c) and ``bench_cpu_per_report.py``
 (the simulator's GV50 fleet in another process, closed loop) against a bare
@@ -8,7 +8,10 @@ Twisted TCP server in this process that does nothing but what any server
 must: read each frame, take its count, and write ``+SACK:<count>$``. The
 answers are held and written every ``--hold-ms`` (like a store batch, so the
 reactor sees the same pattern of reads and bursts of writes as under
-WayGPS; ``0`` answers at once). Printed: the server's user + system CPU per
+WayGPS; ``0`` answers at once). ``--direct`` writes each answer with
+``waygps.drivers.immediate.write_now`` (sent in the call on an idle
+connection, as WayGPS's TCP adapter and the simulator do) instead of
+Twisted's queued ``transport.write``. Printed: the server's user + system CPU per
 acknowledged report in the measurement window. WayGPS's own figure minus
 this one is what decoding, storing, publishing and acknowledging in order
 cost on top of the event loop.
@@ -36,11 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--hold-ms", type=float, default=150.0)
+    parser.add_argument("--direct", action="store_true", help="answer with write_now instead of transport.write")
     args = parser.parse_args(argv)
     raise_fd_limit()
     from twisted.internet import protocol, reactor, task
 
     held: list[tuple[Any, bytes]] = []
+    if args.direct:
+        from waygps.drivers.immediate import write_now as send
+    else:
+        def send(transport: Any, data: bytes) -> None:
+            transport.write(data)
 
     class Sack(protocol.Protocol):
         def dataReceived(self, data: bytes) -> None:
@@ -50,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
                     if args.hold_ms:
                         held.append((self.transport, answer))
                     else:
-                        self.transport.write(answer)
+                        send(self.transport, answer)
 
     def answer() -> None:
         batch = held[:]
         del held[:]
         for transport, data in batch:
-            transport.write(data)
+            send(transport, data)
 
     factory = protocol.ServerFactory()
     factory.protocol = Sack
@@ -87,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     acked = max(1, result["acked"])
     user, system = (own1[0] - own0[0]) / acked * 1e6, (own1[1] - own0[1]) / acked * 1e6
     print(f"\n{machine()}")
-    print(f"bare Twisted SACK server, answers {'held ' + format(args.hold_ms, 'g') + ' ms' if args.hold_ms else 'at once'}; "
+    how = "write_now" if args.direct else "transport.write"
+    print(f"bare Twisted SACK server ({how}), answers {'held ' + format(args.hold_ms, 'g') + ' ms' if args.hold_ms else 'at once'}; "
           f"{args.devices} simulated GV50 devices: {result['acked']:,} reports acknowledged in "
           f"{result['seconds']:.1f} s ({result['acked'] / result['seconds']:,.0f}/s)")
     print(f"server process: {user + system:5,.1f} us CPU per acknowledged report ({user:,.1f} user + {system:,.1f} system)")

@@ -34,6 +34,7 @@ from waygps import metrics
 from waygps.actions import Action, Close, Flagged, Identified, Rejected, Send, Store
 from waygps.commands.model import Command
 from waygps.config import ListenerConfig
+from waygps.drivers.immediate import write_now
 from waygps.events import Alarm, CommandAck, Heartbeat, Position
 from waygps.interfaces import IDeviceConnection, IDriver, IEventSink, INotifyingSink, ISessionRegistry
 from waygps.rejected import RejectedFrame
@@ -487,7 +488,7 @@ class DeviceProtocol(Protocol):
     # --- plumbing ----------------------------------------------------------
     def _write(self, data: bytes) -> None:
         if not self._closing and self.transport is not None:
-            self.transport.write(data)
+            write_now(self.transport, data)
 
     def _lose(self, reason: str, kind: str = "server", abort: bool = False) -> None:
         if self._closing:

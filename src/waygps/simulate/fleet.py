@@ -22,6 +22,7 @@ from twisted.internet.protocol import ClientFactory, DatagramProtocol, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from waygps.drivers.immediate import write_now
 from waygps.simulate import MODELS
 from waygps.simulate.device import DeviceModel, DeviceSettings, imei_of
 from waygps.simulate.stats import Stats
@@ -77,7 +78,7 @@ class DeviceLink:
         if self.transport is None:
             return
         for chunk in chunks:  # on UDP each chunk is one datagram
-            self.transport.write(chunk)
+            write_now(self.transport, chunk)
 
     # --- connection events ----------------------------------------------------------------------
     def up(self, transport: Any) -> None:
