@@ -38,10 +38,11 @@ class _computed_once:
         return value
 
 
-# ``slots=False``: built twice per report (by the codec, and again when the quality checks stamp it),
-# a frozen class whose attributes live in a ``__dict__`` is made in about two thirds of the time of a
-# slotted one (attrs sets slots through ``object.__setattr__``, one call per field); reports are
-# short-lived, so the larger instance costs nothing that lasts (docs/benchmarks.md).
+# ``slots=False``: built by the codec for every report, a frozen class whose attributes live in a
+# ``__dict__`` is made in about two thirds of the time of a slotted one (attrs sets slots through
+# ``object.__setattr__``, one call per field), and the quality checks stamp a copy by copying that
+# dict (``quality.restamped``). Reports are short-lived, so the larger instance costs nothing that
+# lasts (docs/benchmarks.md).
 @frozen(kw_only=True, slots=False)
 class Position:
     """One position report: becomes one ``DadosVeiculo`` document.

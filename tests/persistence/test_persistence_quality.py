@@ -99,6 +99,23 @@ def test_restamped_carries_every_other_field_over() -> None:
     assert attrs.evolve(original, valid=False, attributes={"b": 2}) == copy
 
 
+def test_restamped_keeps_a_subclass_and_its_own_fields() -> None:
+    import attrs
+
+    from waygps.events import Position
+    from waygps.quality import restamped
+
+    @attrs.frozen(kw_only=True)
+    class Tagged(Position):
+        tag: str = "x"
+
+    base = position()
+    original = Tagged(tag="kept", **{f.name: getattr(base, f.name) for f in attrs.fields(Position)})
+    copy = restamped(original, False, {"b": 2})
+    assert type(copy) is Tagged and copy.tag == "kept" and copy.valid is False
+    assert copy == attrs.evolve(original, valid=False, attributes={"b": 2})
+
+
 def test_grades_at_every_bound() -> None:
     def reference(hdop: float | None, satellites: int | None) -> str | None:
         grades = []
