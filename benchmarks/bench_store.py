@@ -25,7 +25,9 @@ indexes, all with the write concern WayGPS uses (``w: majority, j: true``):
 
 The indexes are the ones WayGPS creates with ``[mongodb] history_geo_index``
 off (the default) unless ``--history-geo-index`` is given, the same for the
-three. Also printed: the CPU time per report of the store process in (a) and
+three; on the embedded store started for the run, as on WayGPS's own embedded
+store, ``dataServidor`` has no TTL (``[retention] expiry``: the store's TTL
+pass would read the whole history under its lock every minute). Also printed: the CPU time per report of the store process in (a) and
 (c), and of the WayGPS process in (c) (``benchmarks/bench_cpu_per_report.py``
 runs only that part). Prints the ratios WayGPS/(a) (target >= 0.8; with
 (a'), against the mean of the two and against each) and WayGPS/(b). The three share the machine with the store, so the figures are for
@@ -145,6 +147,9 @@ def config_for(uri: str, database: str, args: argparse.Namespace, listeners: lis
 
     raw: dict[str, Any] = {
         "mongodb": {"uri": uri, "database": database, "history_geo_index": args.history_geo_index},
+        # An embedded SecantusDB started for the run is the store WayGPS runs without a URI: there
+        # WayGPS expires old reports itself and dataServidor has a plain index (waygps.store.expiry).
+        "retention": {"expiry": "auto" if getattr(args, "uri", None) else "waygps"},
         "persistence": {"batch_size": args.batch, "batch_interval_ms": args.interval_ms,
                         "queue_limit": max(20000, args.devices * 4)},
         "websocket": {"host": "127.0.0.1", "port": 0},
@@ -329,7 +334,8 @@ async def waygps(server: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 def report(limit: dict, simple: dict, ours: dict, args: argparse.Namespace, after: dict | None = None) -> None:
     print(f"\n{machine()}")
-    indexes = "IMEI+dataDevice, dataServidor (TTL)" + (", location 2dsphere" if args.history_geo_index else "")
+    ttl = " (TTL)" if args.uri else " (plain: WayGPS expires reports on the embedded store)"
+    indexes = f"IMEI+dataDevice, dataServidor{ttl}" + (", location 2dsphere" if args.history_geo_index else "")
     vehicle = "IMEI (unique)" + ("" if args.without_vehicle_geo_index else ", location 2dsphere")
     print(f"store: {'given URI' if args.uri else 'embedded SecantusDB'}; DadosVeiculo indexes: {indexes}; "
           f"Veiculo indexes: {vehicle}; "

@@ -137,6 +137,17 @@ class PersistenceConfig:
 @frozen
 class RetentionConfig:
     days: int = 90
+    #: Who deletes reports past ``days``: ``server`` (a TTL index, MongoDB's own monitor), ``waygps``
+    #: (a plain index and WayGPS's chunked expiry pass), ``auto`` (``waygps`` on the embedded store).
+    expiry: str = "auto"
+    #: Seconds between WayGPS's expiry passes (``expiry`` = ``waygps``).
+    interval: float = 600.0
+
+    def by_waygps(self, mongodb: "MongoConfig") -> bool:
+        """Whether WayGPS itself deletes expired reports (else a TTL index does, or nothing)."""
+        if self.days <= 0:
+            return False
+        return self.expiry == "waygps" or (self.expiry == "auto" and mongodb.embedded)
 
 
 @frozen
@@ -477,6 +488,9 @@ def _check_values(config: Config) -> None:
     _positive("persistence.queue_limit", p.queue_limit)
     _positive("persistence.store_timeout", p.store_timeout)
     _positive("retention.days", config.retention.days, allow_zero=True)
+    _positive("retention.interval", config.retention.interval)
+    if config.retention.expiry not in ("auto", "server", "waygps"):
+        raise ConfigError(f"retention.expiry: expected auto, server or waygps, got {config.retention.expiry!r}")
     _positive("rejected_frames.size_mb", config.rejected_frames.size_mb)
     _positive("rejected_frames.max_bytes", config.rejected_frames.max_bytes)
     _positive("rejected_frames.queue", config.rejected_frames.queue)

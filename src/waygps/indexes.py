@@ -5,7 +5,10 @@ under another name is reused, not duplicated. The TTL on ``dataServidor``
 follows ``[retention] days``: created, changed in place with ``collMod`` (or
 dropped and created again where ``collMod`` is refused), or turned into a
 plain index when retention is off (``days = 0``), so that
-``waygps cleanup`` still finds old reports by index.
+``waygps cleanup`` still finds old reports by index. It is a plain index too
+when WayGPS deletes expired reports itself (``[retention] expiry``, by default
+on the embedded store, whose own TTL pass reads the whole collection under its
+lock: ``waygps.store.expiry``).
 
 Geo indexes: ``Veiculo.location`` always gets a ``2dsphere`` (one document per
 device: cheap, answers "which vehicles are near here"); ``DadosVeiculo.location``
@@ -80,7 +83,8 @@ async def _ensure_plain(db: Any, name: str, existing: dict, keys: list[tuple], r
     await _create(db, name, specs)
 
 
-async def _ensure_retention(db: Any, name: str, existing: dict, days: int, report: dict) -> None:
+async def _ensure_retention(db: Any, name: str, existing: dict, days: int, report: dict,
+                            by_waygps: bool = False) -> None:
     current = existing.get(RECEIVED)
     wanted = days * DAY if days > 0 else None
     label = f"{name}.{index_name(RECEIVED)}"
@@ -111,8 +115,9 @@ async def _ensure_retention(db: Any, name: str, existing: dict, days: int, repor
     if wanted is not None:
         spec["expireAfterSeconds"] = wanted
     await _create(db, name, [spec])
+    why = "WayGPS deletes expired reports itself (retention.expiry)" if by_waygps else "retention.days = 0"
     log.info("retention on {collection}: TTL {change}", collection=name,
-             change=f"set to {wanted} seconds" if wanted else "removed (retention.days = 0)")
+             change=f"set to {wanted} seconds" if wanted else f"removed ({why})")
     report["changed"].append(label)
 
 
@@ -157,7 +162,9 @@ async def _ensure(store: Any, config: Config) -> dict[str, list[str]]:
     positions = await _existing(db[names.positions])
     await _ensure_plain(db, names.positions, positions, [TRACK], report)
     await _ensure_geo(db, names.positions, positions, config.mongodb.history_geo_index, report)
-    await _ensure_retention(db, names.positions, positions, config.retention.days, report)
+    by_waygps = config.retention.by_waygps(config.mongodb)
+    await _ensure_retention(db, names.positions, positions, 0 if by_waygps else config.retention.days, report,
+                            by_waygps)
     vehicles = await _existing(db[names.vehicles])
     await _ensure_vehicle_unique(db, names.vehicles, vehicles, report)
     await _ensure_plain(db, names.vehicles, vehicles, [GEO], report)

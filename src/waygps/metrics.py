@@ -118,3 +118,6 @@ FEED_CHANGES = Counter("waygps_feed_changes", "Store changes read by the fleet-w
 FEED_INTERRUPTIONS = Counter(
     "waygps_feed_interruptions", "Change stream interruptions (unreachable, token_lost)", ["reason"]
 )
+HISTORY_EXPIRED = Counter(
+    "waygps_history_expired", "Reports past [retention] days deleted by WayGPS's expiry pass (retention.expiry)"
+)

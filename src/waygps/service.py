@@ -1,7 +1,8 @@
 """The whole server as one ``MultiService``, started and stopped in order.
 
 Start: store (embedded child, waited for until it answers ``ping``) ->
-MongoDB connection and indexes -> persistence -> sessions -> commands ->
+MongoDB connection and indexes -> persistence -> sessions -> commands -> history
+expiry (when WayGPS deletes expired reports itself: waygps.store.expiry) ->
 cluster (lease; on a replica set the fleet-wide feed) -> device listeners ->
 web (metrics, health, WebSocket).
 Stop, in reverse: listeners stop accepting, the persistence queue is
@@ -24,6 +25,7 @@ from waygps.config import Config, ListenerConfig
 from waygps.drivers.base import DeviceFactory, DriverContext
 from waygps.store.connection import MongoStore, redact
 from waygps.store.embedded import EmbeddedStore, StoreError
+from waygps.store.expiry import HistoryExpiry
 
 log = Logger(namespace="waygps.service")
 
@@ -137,6 +139,9 @@ class WayGPSService(MultiService):
             uri = config.mongodb.uri
         self.store = MongoStore(config.mongodb, uri, max_delay=config.persistence.reconnect_max_delay)
         self.persistence = PersistenceService(self.store, config, self.bus, reactor)
+        self.expiry: HistoryExpiry | None = (
+            HistoryExpiry(self.store, config.retention.days, config.retention.interval, reactor)
+            if config.retention.by_waygps(config.mongodb) else None)
         self.sessions = SessionRegistry(self.store, self.persistence, self.bus, reactor, self.instance_id)
         self.commands = CommandService(self.store, self.sessions, self.bus, config.commands, reactor,
                                        instance_id=self.instance_id, drivers=drivers)
@@ -203,6 +208,9 @@ class WayGPSService(MultiService):
             yield maybeDeferred(part.startService)
             self._running_parts.append(part)
         yield self.sessions.reset_stale()
+        if self.expiry is not None:
+            self.expiry.startService()
+            self._running_parts.append(self.expiry)
         if self.stats is not None:
             yield self.stats.ensure_indexes()
             self.stats.start()
