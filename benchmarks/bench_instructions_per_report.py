@@ -40,7 +40,12 @@ T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)  # a fixed clock: the
 
 
 class _Collection:
-    """Answers every call at once, as a store with no latency would."""
+    """Answers every call at once, as a store with no latency would, except the ``Veiculo`` writes:
+    5 s each, so that they coalesce as under load (``bench_store.py``: one write of several hundred
+    upserts every few seconds) instead of one per device and round."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
 
     def with_options(self, **_: Any) -> "_Collection":
         return self
@@ -51,9 +56,9 @@ class _Collection:
         return succeed(None)
 
     def bulk_write(self, operations: Any, ordered: bool = True) -> Any:
-        from twisted.internet.defer import succeed
+        from twisted.internet.task import deferLater
 
-        return succeed(None)
+        return deferLater(self.reactor, 5.0, lambda: None)
 
     def __getattr__(self, name: str) -> Any:  # find, distinct, update_one, create_index...
         from twisted.internet.defer import succeed
@@ -65,8 +70,11 @@ class _Collection:
 
 
 class _Store:
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
     def collection(self, name: str) -> _Collection:
-        return _Collection()
+        return _Collection(self.reactor)
 
 
 def run(rounds: int) -> tuple[float, int]:
@@ -85,7 +93,7 @@ def run(rounds: int) -> tuple[float, int]:
     reactor = MemoryReactorClock()
     reactor.advance(T0.timestamp())
     service = WayGPSService(config, find_drivers(), reactor)
-    store = _Store()
+    store = _Store(reactor)
     service.store = service.persistence.store = service.commands.store = store
     service.persistence.startService()
     service.commands.startService()
