@@ -45,6 +45,8 @@ class HistoryExpiry(Service):
 
     def startService(self) -> None:
         super().startService()
+        log.info("retention: WayGPS deletes reports received more than {days} days ago, every {interval:g} s "
+                 "(retention.expiry)", days=self.days, interval=self.interval)
         self._call = self.reactor.callLater(self.interval, self._due)
 
     def stopService(self) -> Deferred | None:
