@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from txmongo import filter as qf
 
@@ -38,34 +38,29 @@ class HistoryExpiry(Service):
         self.store = store
         self.days = days
         self.interval = interval
-        self.reactor = reactor
         self.chunk = chunk
-        self._call: Any = None
-        self._pass: Deferred | None = None
+        self.reactor = reactor
+        self._loop = LoopingCall(self._pass)
+        self._loop.clock = reactor
 
     def startService(self) -> None:
         super().startService()
         log.info("retention: WayGPS deletes reports received more than {days} days ago, every {interval:g} s "
                  "(retention.expiry)", days=self.days, interval=self.interval)
-        self._call = self.reactor.callLater(self.interval, self._due)
+        # The loop waits for a pass to end before it counts the next interval: passes never overlap.
+        self._stopped = self._loop.start(self.interval, now=False)
 
     def stopService(self) -> Deferred | None:
         super().stopService()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-        return self._pass  # a pass that is running ends after its current chunk
+        if not self._loop.running:
+            return None
+        self._loop.stop()
+        return self._stopped  # fires at once, or when a running pass ends (after its current chunk)
 
-    def _due(self) -> None:
-        self._call = None
-        self._pass = self.expire()
-        self._pass.addErrback(lambda f: log.failure("retention: expiry pass failed; trying again later", f))
-        self._pass.addBoth(self._done)
-
-    def _done(self, _: Any) -> None:
-        self._pass = None
-        if self.running:
-            self._call = self.reactor.callLater(self.interval, self._due)
+    def _pass(self) -> Deferred:
+        d = self.expire()
+        d.addErrback(lambda f: log.failure("retention: expiry pass failed; trying again later", f))
+        return d
 
     @inlineCallbacks
     def expire(self) -> Any:
