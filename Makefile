@@ -15,7 +15,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 venv: $(BIN)/.installed
 
 run: venv
-	$(BIN)/twistd --nodaemon --pidfile= waygps --config $(CONFIG)
+	$(BIN)/twistd --nodaemon --pidfile= --reactor waygps waygps --config $(CONFIG)
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

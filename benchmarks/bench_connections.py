@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/bench_connections.py [--steps 1000,2500,5000,10000]
 
-Starts the real server (``twistd -n waygps``, GV50 listener, its embedded
+Starts the real server (``twistd -n --reactor waygps waygps``, GV50 listener, its embedded
 store) as a child process, measures its resident memory (RSS, from /proc)
 once it is idle, then opens simulated GV50 devices (``waygps.simulate``) in
 this process in steps. Each device connects, sends one GTFRI (so the server
@@ -60,7 +60,8 @@ def start_server(directory: Path, port: int, max_connections: int, backlog: int)
     config.write_text(CONFIG.format(data=directory / "db", store_port=free_port(), port=port,
                                     max_connections=max_connections, backlog=backlog, web_port=free_port()))
     twistd = Path(sys.executable).with_name("twistd")
-    process = subprocess.Popen([str(twistd), "--nodaemon", "--pidfile=", "waygps", "--config", str(config)],
+    process = subprocess.Popen([str(twistd), "--nodaemon", "--pidfile=", "--reactor", "waygps", "waygps",
+                                "--config", str(config)],
                                stdout=open(directory / "server.log", "wb"), stderr=subprocess.STDOUT,
                                cwd=directory)
     deadline = time.monotonic() + 120

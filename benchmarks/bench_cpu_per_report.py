@@ -1,6 +1,7 @@
 """CPU time per stored-and-acknowledged report: the WayGPS process and the store.
 
 Run: .venv/bin/python benchmarks/bench_cpu_per_report.py [--devices 1000] [--duration 20] [--uri ...]
+     [--reactor waygps|default]
 
 The same set-up as ``bench_store.py`` (c): the real service with a GV50
 listener in this process, the simulator's devices (closed loop: next report on
@@ -9,6 +10,8 @@ embedded store (from /proc) are read when the measurement window opens and
 closes, and divided by the reports acknowledged in the window. For
 comparison, the store's own cost of one document in ``insert_many`` (with the
 same indexes) is measured first. Targets: WayGPS <= 100 us per report.
+The process runs on ``waygps.reactor``, as ``make run`` and the systemd unit
+run the server (``--reactor default``: Twisted's own epoll reactor).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import sys
 from typing import Any
 
 from bench_store import build_parser, store_limit, waygps  # noqa: E402  (bench_store puts src/ on the path)
-from benchlib import Store, machine, raise_fd_limit
+from benchlib import Store, install_reactor, machine, raise_fd_limit
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
+    reactor_name = install_reactor(args.reactor)
     raise_fd_limit()
     from twisted.internet import defer, task
 
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.devices} simulated GV50 devices, {ours['acked']:,} reports acknowledged in {ours['seconds']:.1f} s "
           f"({ours['rate']:,.0f}/s)")
     print(f"WayGPS process: {ours['waygps_cpu_us']:7,.0f} us CPU per stored-and-acknowledged report "
-          f"({ours['waygps_user_us']:,.0f} user + {ours['waygps_system_us']:,.0f} system; target <= 100)")
+          f"({ours['waygps_user_us']:,.0f} user + {ours['waygps_system_us']:,.0f} system; target <= 100; "
+          f"reactor {reactor_name})")
     print(f"load generator: {ours['loadgen_cpu_us']:7,.0f} us CPU per report (the simulated devices, another process)")
     if "store_cpu_us" in ours:
         print(f"store process:  {ours['store_cpu_us']:7,.0f} us CPU per report under WayGPS (reports and the "

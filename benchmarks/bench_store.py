@@ -1,6 +1,7 @@
 """Stored-and-acknowledged GV50 reports per second: WayGPS against the store's limit and a naive server.
 
 Run: .venv/bin/python benchmarks/bench_store.py [--devices 1000] [--duration 20] [--uri mongodb://...]
+     [--reactor waygps|default]
 
 Three figures on one MongoDB (an embedded SecantusDB started for the run
 unless ``--uri`` is given), each on a fresh database with the contract's
@@ -31,7 +32,8 @@ pass would read the whole history under its lock every minute). Also printed: th
 (c), and of the WayGPS process in (c) (``benchmarks/bench_cpu_per_report.py``
 runs only that part). Prints the ratios WayGPS/(a) (target >= 0.8; with
 (a'), against the mean of the two and against each) and WayGPS/(b). The three share the machine with the store, so the figures are for
-this machine only.
+this machine only. The process runs on ``waygps.reactor`` (``twistd --reactor
+waygps``, as ``make run`` runs the server) unless ``--reactor default``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from benchlib import Store, cpu_split, machine, raise_fd_limit  # noqa: E402  (puts src/ on the path)
+from benchlib import Store, add_reactor_option, cpu_split, install_reactor, machine, raise_fd_limit  # noqa: E402  (puts src/ on the path)
 from waygps.simulate.device import imei_of as simulated_imei  # noqa: E402
 
 
@@ -397,6 +399,7 @@ def build_parser(description: str = __doc__.splitlines()[0]) -> argparse.Argumen
                         help="drop the 2dsphere index on Veiculo.location after WayGPS created it (to measure it)")
     parser.add_argument("--python-gc", action="store_true",
                         help="keep Python's own garbage collector settings (to measure what [runtime] saves)")
+    add_reactor_option(parser)
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     parser.add_argument("--first-device", type=int, default=0, help=argparse.SUPPRESS)
     return parser
@@ -404,12 +407,14 @@ def build_parser(description: str = __doc__.splitlines()[0]) -> argparse.Argumen
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reactor_name = install_reactor(args.reactor)
     if args.loadgen:
         return loadgen(args)
     raise_fd_limit()
     from twisted.internet import defer, task
 
     print(machine(), flush=True)
+    print(f"reactor: {reactor_name}", flush=True)
 
     store = Store(args.uri)
     results: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """What Twisted alone costs per acknowledged report: the floor under WayGPS's CPU per report.
 
 Run: .venv/bin/python benchmarks/bench_twisted_floor.py [--devices 1000] [--duration 20] [--hold-ms 150] [--direct]
+     [--reactor waygps|default]
 
 The same devices as ``bench_store.py`` (c) and ``bench_cpu_per_report.py``
 (the simulator's GV50 fleet in another process, closed loop) against a bare
@@ -25,7 +26,7 @@ import sys
 from typing import Any
 
 from bench_store import _Loadgen  # noqa: E402  (bench_store puts src/ on the path)
-from benchlib import machine, raise_fd_limit
+from benchlib import add_reactor_option, install_reactor, machine, raise_fd_limit
 
 
 class _NoStore:
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--hold-ms", type=float, default=150.0)
     parser.add_argument("--direct", action="store_true", help="answer with write_now instead of transport.write")
+    add_reactor_option(parser)
     args = parser.parse_args(argv)
+    reactor_name = install_reactor(args.reactor)
     raise_fd_limit()
     from twisted.internet import protocol, reactor, task
 
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bare Twisted SACK server ({how}), answers {'held ' + format(args.hold_ms, 'g') + ' ms' if args.hold_ms else 'at once'}; "
           f"{args.devices} simulated GV50 devices: {result['acked']:,} reports acknowledged in "
           f"{result['seconds']:.1f} s ({result['acked'] / result['seconds']:,.0f}/s)")
-    print(f"server process: {user + system:5,.1f} us CPU per acknowledged report ({user:,.1f} user + {system:,.1f} system)")
+    print(f"server process: {user + system:5,.1f} us CPU per acknowledged report ({user:,.1f} user + {system:,.1f} system; "
+          f"reactor {reactor_name})")
     print(f"load generator: {result['loadgen_cpu_us']:5,.1f} us CPU per report")
     return 0
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,15 +39,46 @@ def cpu_model() -> str:
 
 
 def machine() -> str:
-    """One line: cores, CPU model, load average now, Python, and that the machine may be shared."""
+    """One line: cores, CPU model, load average now, Python (which build), and that the machine may be shared."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         usable = os.cpu_count()
     return (f"machine: {usable} usable cores of {os.cpu_count()} ({cpu_model()}), load average {load} "
-            f"(1/5/15 min; the machine is shared, other work ran beside this), Python {sys.version.split()[0]}, "
-            f"{platform.system()} {platform.release()}")
+            f"(1/5/15 min; the machine is shared, other work ran beside this), Python {sys.version.split()[0]} "
+            f"({python_build()}), {platform.system()} {platform.release()}")
+
+
+def python_build() -> str:
+    """Where the interpreter comes from and whether it runs on a shared libpython.
+
+    The build matters to every CPU figure: CPython built without profile-guided and link-time
+    optimisation (pyenv's default) on a shared ``libpython`` runs WayGPS's Python code about a
+    quarter slower than a distribution's build (docs/benchmarks.md, "The Python build")."""
+    try:
+        with open("/proc/self/maps") as maps:
+            shared = "libpython" in maps.read()
+    except OSError:  # pragma: no cover - not Linux
+        return os.path.realpath(sys.executable)
+    return f"{os.path.realpath(sys.executable)}, {'shared' if shared else 'static'} libpython"
+
+
+def add_reactor_option(parser: Any) -> None:
+    parser.add_argument("--reactor", choices=("waygps", "default"), default="waygps",
+                        help="the event loop: waygps.reactor, as `make run` and the systemd unit run WayGPS "
+                             "(twistd --reactor waygps), or Twisted's default")
+
+
+def install_reactor(name: str) -> str:
+    """Install the reactor named by ``--reactor`` (before anything imports Twisted's); its class name."""
+    if name == "waygps":
+        from waygps.reactor import install
+
+        install()
+    from twisted.internet import reactor
+
+    return type(reactor).__name__
 
 
 def cpu_seconds(pid: int | None = None) -> float:
