@@ -114,7 +114,7 @@ def run(rounds: int) -> tuple[float, int]:
 
     def rounds_of(first: int, last: int) -> None:
         for n in range(first, last):
-            for d, (protocol, transport) in enumerate(devices):
+            for d, (protocol, _transport) in enumerate(devices):
                 protocol.dataReceived(frames[d][n])
             reactor.advance(0.05)
             for _, transport in devices:
