@@ -54,8 +54,8 @@ def python_build() -> str:
     """Where the interpreter comes from and whether it runs on a shared libpython.
 
     The build matters to every CPU figure: CPython built without profile-guided and link-time
-    optimisation (pyenv's default) on a shared ``libpython`` runs WayGPS's Python code about a
-    quarter slower than a distribution's build (docs/benchmarks.md, "The Python build")."""
+    optimisation (pyenv's default) on a shared ``libpython`` runs WayGPS's Python code with 14%
+    more instructions than Debian's build (docs/benchmarks.md, "The reactor and the Python build")."""
     try:
         with open("/proc/self/maps") as maps:
             shared = "libpython" in maps.read()
