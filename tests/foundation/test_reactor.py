@@ -1,7 +1,8 @@
 """``waygps.reactor``: Twisted's epoll reactor less the per-event legacy log context.
 
-Unit tests drive one un-installed reactor by hand (``doPoll(0)``) over real
-socket pairs; the last test runs ``twistd --reactor waygps waygps`` for real.
+Unit tests drive one un-installed reactor by hand (``doPoll``) over real socket
+pairs. ``tests/foundation/test_twistd_run.py`` runs ``twistd --reactor waygps
+waygps`` for real.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import pytest
 from twisted.internet.abstract import FileDescriptor
 from twisted.python import context, log as legacy_log
 
-from tests.conftest import free_port
-from tests.foundation.test_twistd_run import wait_for_port
 from waygps.reactor import WayGPSReactor
 
 BIN = Path(sys.executable).parent
@@ -159,42 +158,6 @@ def test_a_closed_peer_ends_the_connection(reactor: WayGPSReactor, pairs: list) 
     assert reader.data == b"last words"
     assert len(reader.lost) == 1 and reader.lost[0].type.__name__ == "ConnectionDone"
     assert reader not in reactor.getReaders()
-
-
-def test_twistd_runs_waygps_on_this_reactor(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("gv50", "web", "store")}
-    config = tmp_path / "waygps.toml"
-    config.write_text(f"""
-[embedded]
-data_dir = "{tmp_path / 'db'}"
-port = {ports['store']}
-[[listener]]
-driver = "gv50"
-host = "127.0.0.1"
-port = {ports['gv50']}
-[websocket]
-host = "127.0.0.1"
-port = {ports['web']}
-""")
-    log = tmp_path / "twistd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(BIN / "twistd"), "--nodaemon", "--pidfile=", "--reactor", "waygps", "waygps",
-                                 "--config", str(config)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-        try:
-            wait_for_port(ports["gv50"], proc)
-            with socket.create_connection(("127.0.0.1", ports["gv50"])) as device:
-                device.sendall(b"+ACK:GTHBD,1A0401,135790246811220,,20100214093254,11F0$")
-                device.settimeout(10)
-                assert device.recv(100) == b"+SACK:GTHBD,1A0401,11F0$"
-            proc.terminate()
-            assert proc.wait(60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    text = log.read_text()
-    assert "reactor class: waygps.reactor.WayGPSReactor" in text
-    assert "waygps: stopped" in text
 
 
 def test_twistd_lists_the_reactor() -> None:

@@ -29,8 +29,9 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> Non
     raise AssertionError(f"port {port} never opened")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_server_runs_on_the_embedded_store_and_stops_cleanly(tmp_path: Path, sig: int) -> None:
+# Each signal once, each reactor once: Twisted's default, and ``waygps.reactor`` as ``make run`` selects it.
+@pytest.mark.parametrize(("sig", "reactor"), [(signal.SIGINT, None), (signal.SIGTERM, "waygps")])
+def test_server_runs_on_the_embedded_store_and_stops_cleanly(tmp_path: Path, sig: int, reactor: str | None) -> None:
     ports = {name: free_port() for name in ("gv50", "teltonika", "generic", "web", "store")}
     config = tmp_path / "waygps.toml"
     config.write_text(f"""
@@ -56,8 +57,9 @@ port = {ports['web']}
 """)
     log = tmp_path / "twistd.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(BIN / "twistd"), "--nodaemon", "--pidfile=", "waygps", "--config", str(config)],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        choice = ["--reactor", reactor] if reactor else []
+        proc = subprocess.Popen([str(BIN / "twistd"), "--nodaemon", "--pidfile=", *choice, "waygps", "--config",
+                                 str(config)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
             for name in ("gv50", "teltonika", "web"):
                 wait_for_port(ports[name], proc)
@@ -72,6 +74,8 @@ port = {ports['web']}
                 proc.kill()
                 proc.wait()
     text = log.read_text()
+    expected = "waygps.reactor.WayGPSReactor" if reactor else "twisted.internet.epollreactor.EPollReactor"
+    assert f"reactor class: {expected}" in text
     assert "embedded SecantusDB at mongodb://127.0.0.1:%d/" % ports["store"] in text
     for name in ("gv50", "teltonika", "generic"):
         assert f"driver {name} on " in text
