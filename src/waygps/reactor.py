@@ -2,6 +2,7 @@
 
 ``twistd --reactor waygps waygps --config FILE`` (``make run`` does) selects it;
 plain ``twistd waygps`` runs on Twisted's default reactor and behaves the same.
+Linux only, as epoll is (elsewhere ``twistd`` says the reactor cannot be used).
 
 Twisted's epoll reactor calls every ready connection's ``doRead`` or
 ``doWrite`` through ``twisted.python.log.callWithLogger``: it asks the
