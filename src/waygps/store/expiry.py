@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from txmongo import filter as qf
 
 from waygps import metrics
+from waygps.documents import read_time
 
 log = Logger(namespace="waygps.store.expiry")
 
@@ -97,10 +98,7 @@ class HistoryExpiry(Service):
         if not found:
             return cutoff, False  # fewer than a chunk left: all of them
         bound = found[0]["dataServidor"]
-        if _utc(bound) <= _utc(oldest["dataServidor"]):
+        if read_time(bound) <= read_time(oldest["dataServidor"]):
             return bound, True  # a chunk received at one instant: that instant, whole
         return bound, False
 
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
